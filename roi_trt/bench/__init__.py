@@ -1,0 +1,1 @@
+"""Latency measurement (torch-free, Python 3.6): timing and the paper's pooled statistics."""

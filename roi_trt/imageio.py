@@ -1,0 +1,60 @@
+"""Image files <-> float32 NCHW RGB arrays in [0, 1] (torch-free, Python 3.6)."""
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from .errors import RoiTrtError
+
+
+def load_rgb(path):
+    """-> (uint8 HxWx3 array, note or None); EXIF orientation applied, any PIL mode converted to RGB."""
+    try:
+        with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img)
+            note = None
+            if img.mode != "RGB":
+                note = "converted {} to RGB".format(img.mode)
+                img = _to_rgb(img)
+            return np.asarray(img, dtype=np.uint8).copy(), note
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise RoiTrtError("{}: cannot read image ({})".format(path, exc)) from None
+
+
+def _to_rgb(img):
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit grayscale: scale to 8 bit instead of clipping (PIL's convert("RGB") clips at 255).
+        wide = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if wide.max() > 255 else 255.0
+        img = Image.fromarray(np.clip(np.rint(wide * (255.0 / top)), 0, 255).astype(np.uint8), "L")
+    elif img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, img)
+    return img.convert("RGB")
+
+
+def resize(rgb, size):
+    """Antialiased resize of a uint8 HxWx3 array to (height, width), as in the paper's protocol."""
+    height, width = size
+    return np.asarray(Image.fromarray(rgb).resize((width, height), Image.BICUBIC, reducing_gap=None))
+
+
+def to_nchw(rgb):
+    return (rgb.astype(np.float32) / 255.0).transpose(2, 0, 1)[None].copy()
+
+
+def to_rgb8(nchw):
+    return np.clip(np.rint(nchw[0].transpose(1, 2, 0) * 255.0), 0, 255).astype(np.uint8)
+
+
+def pad_to_multiple(x, multiple):
+    """Replicate the bottom/right edges of NCHW `x` up to multiples of `multiple`.
+
+    The transforms downsample by 2^(M+2); edge replication (unlike zeros) adds no artificial
+    border for the codec to spend bits on. The decoder output is cropped back to the input size.
+    """
+    height, width = x.shape[-2:]
+    pad_h, pad_w = -height % multiple, -width % multiple
+    if not (pad_h or pad_w):
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)), mode="edge")

@@ -1,0 +1,1 @@
+"""Training with the region-of-interest loss (paper §III-B)."""

@@ -1,0 +1,165 @@
+"""`roi-trt train`: the reference training loop, with budgets, resumable checkpoints, logs and a report."""
+
+import csv
+import math
+import os
+import time
+from collections import namedtuple
+
+import torch
+from tqdm import tqdm
+
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..errors import RoiTrtError
+from ..model import RoiAutoencoder
+from .data import RoiDataset, collate
+from .losses import LossWeights, total_loss
+
+TrainConfig = namedtuple(
+    "TrainConfig",
+    "data annotations out N M size batch_size epochs max_steps max_minutes lr aux_lr seed device resume "
+    "checkpoint_every workers weights flip",
+)
+LOG_FIELDS = ("step", "epoch", "loss", "bpp", "mse", "psnr", "hbox", "vbox", "aux", "images_per_s", "elapsed_s")
+
+
+def default_config(**overrides):
+    base = dict(
+        annotations=None, N=128, M=2, size=512, batch_size=14, epochs=1, max_steps=None, max_minutes=None,
+        lr=1e-4, aux_lr=1e-3, seed=0, device="cpu", resume=None, checkpoint_every=500, workers=0,
+        weights=LossWeights(0.04, 1.0, 0.6, 1.0), flip=False,
+    )
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+def _optimizers(model, config):
+    """Adam on the network; a second Adam on the bottleneck's quantiles for its auxiliary loss."""
+    main_params = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
+    aux_params = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
+    return torch.optim.Adam(main_params, lr=config.lr), torch.optim.Adam(aux_params, lr=config.aux_lr)
+
+
+def _resume(config, model, optimizer, aux_optimizer):
+    """Weights from any accepted checkpoint; optimizer state and counters when it is one of ours."""
+    loaded, info = load_checkpoint(config.resume)
+    if (info.N, info.M) != (config.N, config.M):
+        raise RoiTrtError(f"{config.resume}: checkpoint is ({info.N}, {info.M}), training asks for ({config.N}, {config.M})")
+    model.load_state_dict(loaded.state_dict())
+    raw = torch.load(config.resume, map_location="cpu", weights_only=True)
+    if "optimizer" in raw:
+        optimizer.load_state_dict(raw["optimizer"])
+        aux_optimizer.load_state_dict(raw["aux_optimizer"])
+        return raw.get("step", 0), raw.get("epoch", 0), raw.get("history", [])
+    return 0, 0, []
+
+
+def train(config, echo=print):
+    """Run training; returns the path of the final checkpoint."""
+    torch.manual_seed(config.seed)
+    device = torch.device(config.device)
+    dataset = RoiDataset(config.data, config.annotations, size=config.size, flip=config.flip)
+    for line in dataset.report.lines():
+        echo("skipped " + line)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=config.batch_size, shuffle=True, drop_last=len(dataset) >= config.batch_size,
+        collate_fn=collate, num_workers=config.workers, generator=torch.Generator().manual_seed(config.seed),
+    )
+    model = RoiAutoencoder(config.N, config.M).to(device)
+    optimizer, aux_optimizer = _optimizers(model, config)
+    step, epoch, history = 0, 0, []
+    if config.resume:
+        step, epoch, history = _resume(config, model, optimizer, aux_optimizer)
+    os.makedirs(config.out, exist_ok=True)
+    last = os.path.join(config.out, "last.pt")
+    log_path = os.path.join(config.out, "log.csv")
+    new_log = not (config.resume and os.path.exists(log_path))
+    if config.epochs is None and config.max_steps is None and config.max_minutes is None:
+        raise RoiTrtError("give a budget: epochs, a step limit or a time limit")
+    epochs = config.epochs if config.epochs is not None else math.inf
+    total = len(loader) * epochs
+    if config.max_steps is not None:
+        total = min(total, config.max_steps)
+    deadline = time.monotonic() + config.max_minutes * 60 if config.max_minutes else math.inf
+    start = time.monotonic()
+
+    def save():
+        model._bottleneck.update(force=True)
+        save_checkpoint(
+            model, last, config=dict(config._asdict(), weights=config.weights._asdict()), history=history,
+            step=step, epoch=epoch, optimizer=optimizer.state_dict(), aux_optimizer=aux_optimizer.state_dict(),
+        )
+
+    model.train()
+    bar_total = None if math.isinf(total) else total
+    with open(log_path, "w" if new_log else "a", newline="") as log_file, tqdm(total=bar_total, unit="step") as bar:
+        log = csv.DictWriter(log_file, fieldnames=LOG_FIELDS)
+        if new_log:
+            log.writeheader()
+        done, run_epochs = 0, 0
+        while done < total and run_epochs < epochs and time.monotonic() < deadline:
+            before = done
+            for batch in loader:
+                if batch is None:
+                    continue
+                tick = time.monotonic()
+                x, hboxes, hvalid, vboxes, vvalid = (t.to(device) for t in batch)
+                optimizer.zero_grad()
+                aux_optimizer.zero_grad()
+                x_hat, likelihoods = model(x)
+                loss, parts = total_loss(x, x_hat, likelihoods, hboxes, hvalid, vboxes, vvalid, config.weights)
+                loss.backward()
+                optimizer.step()
+                aux = model._bottleneck.loss()
+                aux.backward()
+                aux_optimizer.step()
+                step += 1
+                done += 1
+                row = dict(
+                    step=step, epoch=epoch, loss=float(loss), aux=float(aux),
+                    psnr=10 * math.log10(1.0 / max(parts["mse"], 1e-12)),
+                    images_per_s=x.shape[0] / max(time.monotonic() - tick, 1e-9),
+                    elapsed_s=time.monotonic() - start, **parts,
+                )
+                history.append({k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()})
+                log.writerow(row)
+                log_file.flush()
+                bar.update(1)
+                bar.set_postfix(loss=f"{row['loss']:.4f}", bpp=f"{row['bpp']:.3f}", psnr=f"{row['psnr']:.1f}",
+                                hbox=f"{row['hbox']:.3f}", vbox=f"{row['vbox']:.4f}", img_s=f"{row['images_per_s']:.1f}")
+                if step % config.checkpoint_every == 0:
+                    save()
+                if done >= total or time.monotonic() >= deadline:
+                    break
+            if done == before:
+                raise RoiTrtError("no image of the dataset could be loaded")
+            epoch += 1
+            run_epochs += 1
+    model.eval()
+    save()
+    write_report(history, os.path.join(config.out, "loss_curves.png"))
+    echo(f"trained {done} steps ({step} in total) in {time.monotonic() - start:.0f} s; checkpoint {last}")
+    return last
+
+
+def write_report(history, path):
+    """Loss components per step as a PNG (written atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..fileio import atomic_output
+
+    steps = [h["step"] for h in history]
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.5))
+    for ax, keys in zip(axes, (("loss",), ("bpp",), ("psnr",), ("hbox", "vbox"))):
+        for key in keys:
+            ax.plot(steps, [h[key] for h in history], label=key)
+        ax.set_xlabel("step")
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
