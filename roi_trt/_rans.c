@@ -148,7 +148,24 @@ static int dec_get_bits(Decoder *d, uint32_t *val) {
     return dec_renorm(d);
 }
 
-static const char *decode_symbols(Decoder *d, const int32_t *indexes, int32_t *out, Py_ssize_t n, const Tables *t) {
+#define BUCKET_BITS 6 /* symbol lookup: 64 buckets of the 2^16 cumulative range per channel */
+#define BUCKET_SHIFT (PRECISION - BUCKET_BITS)
+
+/* first[c << BUCKET_BITS | b] = largest s with cdf[s] <= b << BUCKET_SHIFT */
+static void fill_buckets(const Tables *t, int32_t *first) {
+    for (Py_ssize_t c = 0; c < t->channels; ++c) {
+        const int32_t *cdf = t->cdfs + c * t->stride;
+        int32_t s = 0;
+        for (int32_t b = 0; b < (1 << BUCKET_BITS); ++b) {
+            while (cdf[s + 1] <= (b << BUCKET_SHIFT))
+                ++s;
+            first[(c << BUCKET_BITS) | b] = s;
+        }
+    }
+}
+
+static const char *decode_symbols(Decoder *d, const int32_t *indexes, int32_t *out, Py_ssize_t n, const Tables *t,
+                                  const int32_t *first) {
     for (Py_ssize_t i = 0; i < n; ++i) {
         int32_t c = indexes[i];
         if (c < 0 || c >= t->channels)
@@ -157,15 +174,10 @@ static const char *decode_symbols(Decoder *d, const int32_t *indexes, int32_t *o
         int32_t length = t->lengths[c];
         int32_t max_value = length - 2;
         uint32_t cum = (uint32_t)(d->x & ((1u << PRECISION) - 1));
-        /* largest s with cdf[s] <= cum; cdf[length - 1] == 2^16 > cum bounds it */
-        int32_t lo = 0, hi = length - 1;
-        while (hi - lo > 1) {
-            int32_t mid = (lo + hi) / 2;
-            if ((uint32_t)cdf[mid] <= cum)
-                lo = mid;
-            else
-                hi = mid;
-        }
+        /* largest s with cdf[s] <= cum: start from its bucket; cdf[length - 1] == 2^16 > cum bounds the scan */
+        int32_t lo = first[(c << BUCKET_BITS) | (cum >> BUCKET_SHIFT)];
+        while ((uint32_t)cdf[lo + 1] <= cum)
+            ++lo;
         uint32_t start = (uint32_t)cdf[lo], freq = (uint32_t)(cdf[lo + 1] - cdf[lo]);
         d->x = freq * (d->x >> PRECISION) + (d->x & ((1u << PRECISION) - 1)) - start;
         if (dec_renorm(d))
@@ -299,6 +311,12 @@ static PyObject *rans_decode(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "truncated stream");
         goto done;
     }
+    int32_t *first = (int32_t *)malloc((size_t)t.channels * sizeof(int32_t) << BUCKET_BITS);
+    if (!first) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    fill_buckets(&t, first);
     Decoder d;
     /* words are little-endian on every supported target (x86-64, aarch64), as in CompressAI */
     const uint32_t *words = (const uint32_t *)data.buf;
@@ -306,8 +324,9 @@ static PyObject *rans_decode(PyObject *self, PyObject *args) {
     d.ptr = words + 2;
     d.end = words + data.len / 4;
     Py_BEGIN_ALLOW_THREADS
-    err = decode_symbols(&d, (const int32_t *)idx.buf, (int32_t *)out.buf, idx.len / 4, &t);
+    err = decode_symbols(&d, (const int32_t *)idx.buf, (int32_t *)out.buf, idx.len / 4, &t, first);
     Py_END_ALLOW_THREADS
+    free(first);
     if (err) {
         PyErr_SetString(PyExc_ValueError, err);
     } else {

@@ -16,6 +16,8 @@ def load_rgb(path):
                 note = "converted {} to RGB".format(img.mode)
                 img = _to_rgb(img)
             return np.asarray(img, dtype=np.uint8).copy(), note
+    except FileNotFoundError:
+        raise RoiTrtError("{}: no such file".format(path)) from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise RoiTrtError("{}: cannot read image ({})".format(path, exc)) from None
 

@@ -40,18 +40,15 @@ def _optimizers(model, config):
     return torch.optim.Adam(main_params, lr=config.lr), torch.optim.Adam(aux_params, lr=config.aux_lr)
 
 
-def _resume(config, model, optimizer, aux_optimizer):
-    """Weights from any accepted checkpoint; optimizer state and counters when it is one of ours."""
-    loaded, info = load_checkpoint(config.resume)
+def _initial_model(config):
+    """-> (model, saved training state or None): fresh, or from any accepted checkpoint with --resume."""
+    if not config.resume:
+        return RoiAutoencoder(config.N, config.M), None
+    model, info = load_checkpoint(config.resume)
     if (info.N, info.M) != (config.N, config.M):
         raise RoiTrtError(f"{config.resume}: checkpoint is ({info.N}, {info.M}), training asks for ({config.N}, {config.M})")
-    model.load_state_dict(loaded.state_dict())
     raw = torch.load(config.resume, map_location="cpu", weights_only=True)
-    if "optimizer" in raw:
-        optimizer.load_state_dict(raw["optimizer"])
-        aux_optimizer.load_state_dict(raw["aux_optimizer"])
-        return raw.get("step", 0), raw.get("epoch", 0), raw.get("history", [])
-    return 0, 0, []
+    return model, (raw if "optimizer" in raw else None)  # optimizer state only in our own checkpoints
 
 
 def train(config, echo=print):
@@ -65,11 +62,14 @@ def train(config, echo=print):
         dataset, batch_size=config.batch_size, shuffle=True, drop_last=len(dataset) >= config.batch_size,
         collate_fn=collate, num_workers=config.workers, generator=torch.Generator().manual_seed(config.seed),
     )
-    model = RoiAutoencoder(config.N, config.M).to(device)
+    model, saved = _initial_model(config)
+    model = model.to(device)
     optimizer, aux_optimizer = _optimizers(model, config)
     step, epoch, history = 0, 0, []
-    if config.resume:
-        step, epoch, history = _resume(config, model, optimizer, aux_optimizer)
+    if saved is not None:
+        optimizer.load_state_dict(saved["optimizer"])
+        aux_optimizer.load_state_dict(saved["aux_optimizer"])
+        step, epoch, history = saved.get("step", 0), saved.get("epoch", 0), saved.get("history", [])
     os.makedirs(config.out, exist_ok=True)
     last = os.path.join(config.out, "last.pt")
     log_path = os.path.join(config.out, "log.csv")
@@ -116,7 +116,7 @@ def train(config, echo=print):
                 step += 1
                 done += 1
                 row = dict(
-                    step=step, epoch=epoch, loss=float(loss), aux=float(aux),
+                    step=step, epoch=epoch, loss=loss.item(), aux=aux.item(),
                     psnr=10 * math.log10(1.0 / max(parts["mse"], 1e-12)),
                     images_per_s=x.shape[0] / max(time.monotonic() - tick, 1e-9),
                     elapsed_s=time.monotonic() - start, **parts,

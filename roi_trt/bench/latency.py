@@ -1,0 +1,221 @@
+"""`roi-trt bench latency`: the paper's latency protocol (reference.md §5) on any machine.
+
+Per image (resized to size x size with antialiasing), each method runs `warmup` untimed round trips,
+then `repeats` timed encodes and `repeats` timed decodes; all runs of all images are pooled.
+"""
+
+import csv
+import os
+import platform
+import time
+from collections import OrderedDict
+
+import numpy as np
+
+from ..fileio import atomic_output
+from ..imageio import load_rgb, resize
+from .stats import summarize, time_calls
+
+# The CSV schema (documented in the README); columns are only ever appended.
+FIELDS = (
+    "device", "method", "config", "backend", "stage", "n", "mean_s", "std_s", "min_s", "median_s", "p95_s",
+    "bpp_mean", "bpp_std", "images", "size", "threads", "cpu", "cores", "gpu", "python", "numpy", "torch",
+    "onnxruntime", "tensorrt", "pillow", "compressai", "roi_trt", "complete", "timestamp",
+)
+
+
+def _version(module):
+    try:
+        return __import__(module).__version__
+    except Exception:  # not installed, or broken: the report shows it as absent
+        return ""
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _gpu_name():
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return ""
+
+
+def environment(threads, size):
+    import PIL
+
+    return {
+        "size": size, "threads": threads or "", "cpu": _cpu_model(), "cores": os.cpu_count(), "gpu": _gpu_name(),
+        "python": platform.python_version(), "numpy": np.__version__, "torch": _version("torch"),
+        "onnxruntime": _version("onnxruntime"), "tensorrt": _version("tensorrt"), "pillow": PIL.__version__,
+        "compressai": _version("compressai"), "roi_trt": _version("roi_trt"),
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
+def load_images(paths, size):
+    """Resized (antialiased) uint8 images, as the paper prepares its inputs."""
+    return [(os.path.basename(p), resize(load_rgb(p)[0], (size, size))) for p in paths]
+
+
+def measure(methods, images, repeats, warmup=1, budget_s=None, progress=None):
+    """-> (rows without environment columns, complete flag).
+
+    A unit is one method on one image; when the budget is spent after a unit, the rest is skipped,
+    so partial results pool whole units only.
+    """
+    deadline = time.monotonic() + budget_s if budget_s else None
+    pooled = OrderedDict()
+    complete = True
+    units = [(rgb, m) for _, rgb in images for m in methods]
+    for index, (rgb, m) in enumerate(units):
+        if deadline is not None and index > 0 and time.monotonic() > deadline:
+            complete = False
+            break
+        x = m.prepare(rgb)
+        for _ in range(warmup):
+            m.decode(m.encode(x)[1])
+        payload, encoded = m.encode(x)
+        entry = pooled.setdefault(m, {"encode": [], "decode": [], "bpp": [], "images": 0})
+        entry["encode"] += time_calls(lambda: m.encode(x), repeats, warmup=0)
+        entry["decode"] += time_calls(lambda: m.decode(encoded), repeats, warmup=0)
+        entry["bpp"].append(len(payload) * 8.0 / (rgb.shape[0] * rgb.shape[1]))
+        entry["images"] += 1
+        if progress:
+            progress(1)
+    rows = []
+    for m, entry in pooled.items():
+        bpp = np.asarray(entry["bpp"])
+        for stage in ("encode", "decode"):
+            s = summarize(entry[stage])
+            rows.append({
+                "device": m.device, "method": m.method, "config": m.config, "backend": m.backend, "stage": stage,
+                "n": s["n"], "mean_s": s["mean"], "std_s": s["std"], "min_s": s["min"], "median_s": s["median"],
+                "p95_s": s["p95"], "bpp_mean": float(bpp.mean()), "bpp_std": float(bpp.std(ddof=1)) if bpp.size > 1 else "",
+                "images": entry["images"],
+            })
+    return rows, complete
+
+
+def write_csv(path, rows, env, complete):
+    with atomic_output(path) as tmp:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=FIELDS)
+            writer.writeheader()
+            for row in rows:
+                writer.writerow(dict(row, complete=int(complete), **env))
+
+
+def read_csv(path):
+    from ..errors import RoiTrtError
+
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as exc:
+        raise RoiTrtError("{}: {}".format(path, exc.strerror)) from None
+    except (UnicodeDecodeError, csv.Error):
+        raise RoiTrtError("{}: not a latency results file (not CSV text)".format(path)) from None
+    missing = [c for c in ("device", "method", "config", "backend", "stage", "mean_s", "std_s", "min_s") if rows and c not in rows[0]]
+    if not rows or missing:
+        raise RoiTrtError("{}: not a latency results file ({})".format(path, "missing " + ", ".join(missing) if missing else "empty"))
+    for row in rows:
+        for key in ("mean_s", "std_s", "min_s", "median_s", "p95_s", "bpp_mean", "bpp_std"):
+            row[key] = float(row[key]) if row.get(key) not in (None, "") else float("nan")
+    return rows
+
+
+def _random_model(config):
+    """Random-initialised weights of a paper configuration: same latency as trained ones, meaningless bpp."""
+    import torch
+
+    from ..model import RoiAutoencoder
+
+    N, M = (int(v) for v in config.split("-"))
+    torch.manual_seed(0)
+    model = RoiAutoencoder(N, M).eval()
+    model._bottleneck.update(force=True)
+    return model
+
+
+def _export_random(model, config):
+    from ..checkpoint import CheckpointInfo
+    from ..codec import cache_dir
+    from ..export import export_model
+
+    out = os.path.join(cache_dir(), "exports", "random-{}-seed0".format(config))
+    if not os.path.isfile(os.path.join(out, "manifest.json")):
+        export_model(model, CheckpointInfo("random", "random", "none", "", model.N, model.M, "random"), out)
+    return out
+
+
+def build_methods(models, backends, codecs, qualities, threads=None, device="cpu"):
+    """-> (methods, notes). MODELS entries: a paper configuration ("256-2": random weights, latency only),
+    "demo" (the shipped checkpoint), a checkpoint file or an export directory."""
+    from ..codec import _cached_export, open_codec
+    from ..demo import DEMO_CHECKPOINT
+
+    methods, notes = [], []
+    for entry in models:
+        if entry == "demo":
+            source, config = DEMO_CHECKPOINT, None
+        elif os.path.exists(entry):
+            source, config = entry, None
+        elif len(entry.split("-")) == 2 and all(v.isdigit() for v in entry.split("-")):
+            source, config = None, entry
+        else:
+            raise ValueError("model {!r}: not a file, directory, 'demo' or N-M configuration".format(entry))
+        model = export_dir = None
+        if source is None:
+            model = _random_model(config)
+        elif os.path.isfile(source):
+            from ..checkpoint import load_checkpoint
+
+            model, _ = load_checkpoint(source)
+        else:
+            export_dir = source
+        if config is None:
+            config = "{}-{}".format(model.N, model.M) if model is not None else os.path.basename(os.path.normpath(source))
+        for backend in backends:
+            try:
+                if backend == "torch":
+                    if model is None:
+                        notes.append("{}: torch needs a checkpoint, skipped".format(entry))
+                        continue
+                    if threads:
+                        import torch
+
+                        torch.set_num_threads(threads)
+                    from .methods import PaperTorchMethod
+
+                    methods.append(PaperTorchMethod(model, config, device=device))
+                else:
+                    if export_dir is None:
+                        export_dir = _export_random(model, config) if source is None else _cached_export(source)
+                    from .methods import RoiCodecMethod
+
+                    methods.append(RoiCodecMethod(open_codec(export_dir, backend=backend, threads=threads), config))
+            except Exception as exc:  # an unavailable backend is reported, the others still run
+                notes.append("{} / {}: skipped ({})".format(entry, backend, str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+    from .methods import PillowCodecMethod
+
+    for codec in codecs:
+        for quality in qualities:
+            try:
+                methods.append(PillowCodecMethod(codec, quality))
+            except RuntimeError as exc:
+                notes.append("{}: skipped ({})".format(codec, exc))
+                break
+    return methods, notes

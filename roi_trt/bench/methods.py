@@ -1,0 +1,118 @@
+"""The methods the latency harness times, all behind one shape: prepare (untimed), encode, decode.
+
+- `RoiCodecMethod`: our codec (a backend's transforms + our rANS coder), as deployed.
+- `PaperTorchMethod`: the paper's own pipeline, PyTorch eager + CompressAI's EntropyBottleneck.
+- `PillowCodecMethod`: JPEG / AVIF through Pillow; decode forces a full pixel decode (`load()`).
+
+Encode and decode include every host<->device copy; decode returns host pixels.
+"""
+
+import io
+
+import numpy as np
+
+from ..imageio import to_nchw
+
+
+class Method(object):
+    method = config = backend = device = None
+
+    def prepare(self, rgb):
+        """uint8 HxWx3 -> whatever encode() takes (conversion is not timed, as in the paper)."""
+        raise NotImplementedError
+
+    def encode(self, prepared):
+        """-> (bytes payload, opaque decode input)."""
+        raise NotImplementedError
+
+    def decode(self, encoded):
+        raise NotImplementedError
+
+
+class RoiCodecMethod(Method):
+    method = "roi-codec"
+
+    def __init__(self, codec, config):
+        from ..entropy import decode_latent, encode_latent
+
+        self.codec, self.config = codec, config
+        self.backend, self.device = codec.backend.name, codec.backend.device
+        self._encode_latent, self._decode_latent = encode_latent, decode_latent
+
+    def prepare(self, rgb):
+        return to_nchw(rgb)
+
+    def encode(self, x):
+        y = self.codec.backend.analysis(x)[0]
+        payload = self._encode_latent(y, self.codec.tables)
+        return payload, (payload, y.shape[1:])
+
+    def decode(self, encoded):
+        payload, latent_hw = encoded
+        return self.codec.backend.synthesis(self._decode_latent(payload, self.codec.tables, latent_hw)[None])
+
+
+class PaperTorchMethod(Method):
+    """`bottleneck.compress(encoder(x))` and `decoder(bottleneck.decompress(...))`, as the paper timed."""
+
+    method = "roi-codec"
+    backend = "torch-compressai"
+
+    def __init__(self, model, config, device="cpu"):
+        import torch
+
+        self.torch, self.config = torch, config
+        self._device = torch.device(device)
+        self.device = str(self._device)
+        self.model = model.to(self._device).eval()
+
+    def prepare(self, rgb):
+        return self.torch.from_numpy(to_nchw(rgb)).to(self._device)
+
+    def _sync(self):
+        if self._device.type == "cuda":
+            self.torch.cuda.synchronize()
+
+    def encode(self, x):
+        with self.torch.no_grad():
+            y = self.model._encoder(x)
+            strings = self.model._bottleneck.compress(y)  # moves symbols to the host internally
+        return strings[0], (strings, tuple(y.shape[-2:]))
+
+    def decode(self, encoded):
+        strings, latent_hw = encoded
+        with self.torch.no_grad():
+            x_hat = self.model._decoder(self.model._bottleneck.decompress(strings, latent_hw))
+            return x_hat.cpu().numpy()
+
+
+class PillowCodecMethod(Method):
+    backend = "pillow"
+    device = "cpu"
+    FORMATS = {"jpeg": "JPEG", "avif": "AVIF"}
+
+    def __init__(self, codec, quality):
+        from PIL import features
+
+        if codec == "avif" and not features.check("avif"):
+            raise RuntimeError("this Pillow has no AVIF support (Pillow >= 11.3 with libavif)")
+        self.method, self.config = codec, "q{}".format(quality)
+        self.format, self.quality = self.FORMATS[codec], int(quality)
+
+    def prepare(self, rgb):
+        from PIL import Image
+
+        return Image.fromarray(rgb)
+
+    def encode(self, image):
+        buf = io.BytesIO()
+        image.save(buf, format=self.format, quality=self.quality)
+        data = buf.getvalue()
+        return data, data
+
+    def decode(self, data):
+        from PIL import Image
+
+        img = Image.open(io.BytesIO(data))
+        img.load()  # Image.open alone reads only the header
+        return np.asarray(img)

@@ -1,0 +1,191 @@
+"""Encode/decode through ONNX Runtime and the rANS core: image modes, sizes, streams, the CLI."""
+
+import json
+import os
+import struct
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from roi_trt import bitstream
+from roi_trt.cli import main
+from roi_trt.codec import open_codec
+from roi_trt.errors import BitstreamError, ModelMismatchError, RoiTrtError
+from roi_trt.imageio import load_rgb
+
+
+@pytest.fixture()
+def codec(export_dir):
+    return open_codec(export_dir, backend="onnxruntime")
+
+
+@pytest.mark.parametrize("size", [(333, 517), (16, 16), (1, 1), (17, 300), (512, 512)])
+def test_round_trip_keeps_the_size(codec, photo, size):
+    rgb = photo[: size[0], : size[1]]
+    data, _ = codec.encode(rgb)
+    header, _ = bitstream.unpack(data)
+    assert (header.height, header.width) == size
+    assert (header.latent_height, header.latent_width) == tuple(-(-s // 16) for s in size)
+    decoded, _ = codec.decode(data)
+    assert decoded.shape == rgb.shape and decoded.dtype == np.uint8
+
+
+def test_resize_option(codec, photo):
+    data, _ = codec.encode(photo[:300, :400], size=(128, 96))
+    decoded, _ = codec.decode(data)
+    assert decoded.shape == (128, 96, 3)
+
+
+def _save_mode(photo, mode, path):
+    img = Image.fromarray(photo)
+    if mode == "I;16":
+        gray = np.asarray(img.convert("L"), dtype=np.uint16) * 257
+        img = Image.fromarray(gray.astype(np.uint16))
+        img.save(path, format="PNG")
+        return
+    img.convert(mode).save(path, format="TIFF" if mode == "CMYK" else "PNG")
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "RGBA", "LA", "CMYK", "1", "I;16"])
+def test_every_image_mode_encodes(codec, photo, mode, tmp_path):
+    path = str(tmp_path / ("in." + ("tif" if mode == "CMYK" else "png")))
+    _save_mode(photo[:100, :150], mode, path)
+    rgb, note = load_rgb(path)
+    assert rgb.shape == (100, 150, 3) and rgb.dtype == np.uint8
+    assert note is not None and "to RGB" in note
+    if mode == "I;16":
+        # scaled from 16 to 8 bits, not clipped at 255
+        expected = np.asarray(Image.fromarray(photo[:100, :150]).convert("L"))
+        assert np.abs(rgb[..., 0].astype(int) - expected).max() <= 1
+    decoded, _ = codec.decode(codec.encode(rgb)[0])
+    assert decoded.shape == rgb.shape
+
+
+def test_exif_orientation_is_applied(photo, tmp_path):
+    path = str(tmp_path / "rotated.jpg")
+    img = Image.fromarray(photo[:100, :150])
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise when displayed
+    img.save(path, exif=exif.tobytes())
+    rgb, _ = load_rgb(path)
+    assert rgb.shape == (150, 100, 3)
+
+
+def test_stream_from_another_model_is_refused(codec, photo, other_model_export):
+    data, _ = codec.encode(photo[:64, :64])
+    other = open_codec(other_model_export, backend="onnxruntime")
+    with pytest.raises(ModelMismatchError, match="decode with the encoding model"):
+        other.decode(data)
+
+
+def test_reference_packets_decode(codec, photo):
+    data, _ = codec.encode(photo[:64, :96])
+    header, payload = bitstream.unpack(data)
+    packet = bitstream.pack_reference_packet(payload, (header.latent_height, header.latent_width))
+    from_packet, _ = codec.decode(packet)
+    from_stream, _ = codec.decode(data)
+    np.testing.assert_array_equal(from_packet, from_stream)
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "neither"),
+        (b"ROIc", "truncated"),
+        (b"\x82\xa6latent\x90\xa5shape\x92\x01\x01", "exactly one latent"),
+        (b"\x81\xa1a\x01", "not a reference packet"),
+    ],
+)
+def test_malformed_streams_give_clear_errors(codec, data, message):
+    with pytest.raises(BitstreamError, match=message):
+        codec.decode(data)
+
+
+def test_oversized_claims_are_rejected_before_allocation(codec, photo):
+    data, _ = codec.encode(photo[:32, :32])
+    head = bytearray(data[: bitstream.HEADER_SIZE - 4])
+    struct.pack_into("<II", head, 18, 60000, 60000)  # 3.6 GP image
+    struct.pack_into("<HH", head, 26, 3750, 3750)
+    payload = data[bitstream.HEADER_SIZE:]
+    crc = zlib.crc32(payload, zlib.crc32(bytes(head))) & 0xFFFFFFFF
+    forged = bytes(head) + struct.pack("<I", crc) + payload
+    with pytest.raises(BitstreamError, match="out of range"):
+        codec.decode(forged)
+    length_lie = bytearray(data)
+    struct.pack_into("<I", length_lie, 30, 1 << 31)
+    with pytest.raises(BitstreamError, match="payload length"):
+        codec.decode(bytes(length_lie))
+    huge_packet = bitstream.pack_reference_packet(payload, (100000, 100000))
+    with pytest.raises(BitstreamError, match="out of range"):
+        codec.decode(huge_packet)
+
+
+def test_fuzz_streams(codec, photo):
+    """2000 seeded mutations of a real stream: each decodes or fails with a clear error."""
+    data, _ = codec.encode(photo[:48, :48])
+    rng = np.random.default_rng(99)
+    failures = 0
+    for i in range(2000):
+        b = bytearray(data)
+        if i % 4 == 0:
+            b = b[: rng.integers(0, len(b))]
+        elif i % 4 == 1:
+            b[rng.integers(0, len(b))] ^= 1 << rng.integers(0, 8)
+        elif i % 4 == 2:
+            b = bytearray(rng.integers(0, 256, size=rng.integers(0, 200)).astype(np.uint8))
+            if i % 8 == 2:
+                b[:4] = b"ROIc"
+        else:
+            b = b[:6] + bytes([rng.integers(0, 256)]) + b[7:]
+        try:
+            codec.decode(bytes(b))
+        except RoiTrtError:
+            failures += 1
+    assert failures >= 1990
+
+
+def test_cli_encode_decode(export_dir, photo, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i, size in enumerate([(64, 80), (33, 47)]):
+        Image.fromarray(photo[: size[0], : size[1]]).save(str(src / "img{}.png".format(i)))
+    (src / "broken.png").write_bytes(b"not an image")
+    runner = CliRunner()
+    result = runner.invoke(main, ["encode", str(src), "-m", export_dir, "-o", str(tmp_path / "roi"), "--json"])
+    assert result.exit_code == 1  # broken.png failed, the rest went on
+    # click < 8.2 and >= 8.2 differ in whether stderr is mixed into output: keep the JSON lines
+    lines = [json.loads(l) for l in result.output.splitlines() if l.startswith("{")]
+    assert lines[-1]["summary"]["ok"] == 2 and lines[-1]["summary"]["failed"] == 1
+    assert any("error" in l and l["file"].endswith("broken.png") for l in lines)
+    ok = [l for l in lines if "bpp" in l and "file" in l]
+    assert all(l["bytes"] == os.path.getsize(l["output"]) for l in ok)
+    assert sorted(os.listdir(str(tmp_path / "roi"))) == ["img0.roi", "img1.roi"]  # no partial files
+
+    result = runner.invoke(main, ["decode", str(tmp_path / "roi" / "*.roi"), "-m", export_dir, "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert Image.open(str(tmp_path / "out" / "img1.png")).size == (47, 33)
+    assert "decoded 2/2 files" in result.output
+
+
+def test_cli_subprocess_errors_are_one_line(export_dir, tmp_path):
+    bad = tmp_path / "bad.roi"
+    bad.write_bytes(b"ROIc" + b"\x00" * 60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "roi_trt.cli", "decode", str(bad), "-m", export_dir],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert "error: {}: unsupported .roi version 0".format(bad) in proc.stderr or "payload length" in proc.stderr
+    assert not (tmp_path / "bad.png").exists()
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "roi_trt.cli", "encode", str(tmp_path / "x.png"), "-m", str(tmp_path / "nope")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
