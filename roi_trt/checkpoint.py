@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from .errors import CheckpointError
+from .fileio import atomic_output
 from .model import RoiAutoencoder
 
 _MODULES = ("_encoder", "_decoder", "_bottleneck")
@@ -154,8 +155,6 @@ def load_checkpoint(path, trust=False):
 
 def save_checkpoint(model, path, **extra):
     """Reference format `{"state_dict", "N", "M"}` (plus extra entries), written atomically."""
-    from .fileio import atomic_output
-
     with atomic_output(path) as tmp:
         torch.save({"state_dict": model.state_dict(), "N": model.N, "M": model.M, **extra}, tmp)
 

@@ -9,6 +9,7 @@ import warnings
 import click
 
 from . import __version__
+from .backends import BACKENDS
 from .errors import RoiTrtError
 
 
@@ -24,6 +25,9 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except RoiTrtError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:  # unwritable output directory, full disk, ...
+            where = "{}: ".format(exc.filename) if exc.filename else ""
+            raise click.ClickException(where + (exc.strerror or str(exc))) from None
 
 
 def _shape(ctx, param, value):
@@ -51,7 +55,8 @@ model_option = click.option(
     "-m", "--model", type=click.Path(exists=True), help="Export directory or checkpoint [default: the shipped demo checkpoint]."
 )
 backend_option = click.option(
-    "--backend", type=click.Choice(["auto", "onnxruntime", "torch", "tensorrt"]), default="auto", show_default=True
+    "--backend", type=click.Choice(("auto",) + BACKENDS), default="auto", show_default=True,
+    help="auto: onnxruntime (CUDA if onnxruntime-gpu finds a GPU, else CPU).",
 )
 threads_option = click.option("--threads", type=click.IntRange(1), help="CPU threads for the transforms.")
 
@@ -176,7 +181,7 @@ def bench():
 @click.option("--models", default="256-2,256-1,128-2", show_default=True, callback=_csv_list,
               help="Comma list: N-M (random weights, latency only), 'demo', checkpoints or export directories.")
 @click.option("--backends", default="torch,onnxruntime", show_default=True, callback=_csv_list,
-              help="torch (the paper's PyTorch + CompressAI pipeline), onnxruntime, tensorrt.")
+              help="torch (the paper's PyTorch + CompressAI pipeline), onnxruntime.")
 @click.option("--codecs", default="jpeg,avif", show_default=True, callback=_csv_list)
 @click.option("--qualities", default="1,5,10", show_default=True, callback=_csv_list)
 @click.option("--repeats", default=10, show_default=True, type=click.IntRange(2))
@@ -193,9 +198,9 @@ def bench_latency(images, models, backends, codecs, qualities, repeats, warmup, 
     from .bench.latency import build_methods, environment, load_images, measure, write_csv
     from .samples import sample_photos
 
-    bad = [b for b in backends if b not in ("torch", "onnxruntime", "tensorrt")]
+    bad = [b for b in backends if b not in BACKENDS]
     if bad or any(c not in ("jpeg", "avif") for c in codecs) or not all(q.isdigit() and 0 <= int(q) <= 100 for q in qualities):
-        raise click.BadParameter("backends: torch,onnxruntime,tensorrt; codecs: jpeg,avif; qualities: 0..100")
+        raise click.BadParameter("backends: {}; codecs: jpeg,avif; qualities: 0..100".format(",".join(BACKENDS)))
     paths = _expand(images, IMAGE_SUFFIXES) if images else sample_photos()
     if not paths:
         raise click.ClickException("no images given and no bundled sample photos installed")
@@ -203,7 +208,7 @@ def bench_latency(images, models, backends, codecs, qualities, repeats, warmup, 
     try:
         methods, notes = build_methods(models, backends, codecs, [int(q) for q in qualities], threads, device)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--models")
+        raise click.BadParameter(str(exc), param_hint="--models") from None
     for note in notes:
         click.echo("note: " + note, err=True)
     if not methods:
@@ -279,6 +284,8 @@ def _process(files, work, as_json, verb):
 
     from tqdm import tqdm
 
+    if not files:
+        raise click.ClickException("no input files")
     results, failed = [], 0
     start = time.perf_counter()
     with tqdm(files, unit="file", disable=as_json or len(files) < 2, leave=False) as bar:
@@ -308,8 +315,6 @@ def _process(files, work, as_json, verb):
     else:
         extra = ", mean {} bpp".format(summary["mean_bpp"]) if "mean_bpp" in summary else ""
         click.echo("{} {}/{} files{}, {} files/s".format(verb, len(results), len(files), extra, summary["files_per_s"]))
-    if not files:
-        raise click.ClickException("no input files")
     if failed:
         sys.exit(1)
 
@@ -375,7 +380,7 @@ def decode(streams, model, output, backend, threads, as_json):
             with open(path, "rb") as f:
                 data = f.read()
         except OSError as exc:
-            raise RoiTrtError("{}: {}".format(path, exc.strerror))
+            raise RoiTrtError("{}: {}".format(path, exc.strerror)) from None
         rgb, timing = codec.decode(data)
         target = _output_path(path, output, len(files) > 1, ".png")
         if not os.path.splitext(target)[1]:

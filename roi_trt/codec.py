@@ -4,7 +4,6 @@
 directory, or a checkpoint (exported once into the cache on first use, which needs torch).
 """
 
-import hashlib
 import os
 import time
 from collections import namedtuple
@@ -64,7 +63,7 @@ class Codec(object):
         return to_rgb8(x_hat), Timing(time.perf_counter() - mid, mid - start)
 
 
-def _cached_export(checkpoint, trust=False):
+def cached_export(checkpoint):
     """Export directory of `checkpoint` in the cache, made on first use (keyed by the file's hash)."""
     stem = os.path.splitext(os.path.basename(checkpoint))[0]
     out = os.path.join(cache_dir(), "exports", "{}-{}".format(stem, file_sha256(checkpoint)[:12]))
@@ -77,7 +76,7 @@ def _cached_export(checkpoint, trust=False):
                 "{} has no export yet and exporting needs torch: run `roi-trt export` where torch is installed "
                 "and pass the export directory as MODEL".format(checkpoint)
             ) from None
-        model, info = load_checkpoint(checkpoint, trust=trust)
+        model, info = load_checkpoint(checkpoint)
         export_model(model, info, out)
     return out
 
@@ -102,7 +101,7 @@ def open_codec(model=None, backend="auto", threads=None, device=None):
         net, info = load_checkpoint(model)
         return Codec(backend_class("torch")(net, device=device or "cpu", threads=threads), entropy_tables(net),
                      info.N, info.M, fingerprint(net))
-    export_dir = model if is_export else _cached_export(model)
+    export_dir = model if is_export else cached_export(model)
     manifest = read_manifest(export_dir)
     tables = EntropyTables.load(os.path.join(export_dir, ENTROPY_TABLES))
     if tables.channels != manifest["N"]:

@@ -122,6 +122,14 @@ def _tool_versions():
     }
 
 
+def _replaceable(path):
+    """Only an empty directory or an earlier export may be replaced (never a user's other files)."""
+    if not os.path.isdir(path):
+        return False
+    names = set(os.listdir(path))
+    return not names or (MANIFEST in names and names <= set(FILES.values()) | {MANIFEST})
+
+
 def export_model(model, info, out_dir, opset=DEFAULT_OPSET, shape=None):
     """Write a complete, verified export directory; it replaces `out_dir` only once everything passed."""
     max_opset = onnx.defs.onnx_opset_version()
@@ -133,6 +141,8 @@ def export_model(model, info, out_dir, opset=DEFAULT_OPSET, shape=None):
         if batch < 1 or height % d or width % d or height < d or width < d:
             raise ExportError(f"fixed shape {batch}x{height}x{width}: height and width must be positive multiples of {d}")
     out_dir = os.path.abspath(out_dir)
+    if os.path.exists(out_dir) and not _replaceable(out_dir):
+        raise ExportError(f"{out_dir} exists and is not an earlier export: choose another output directory")
     parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".export-", dir=parent)

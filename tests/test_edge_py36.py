@@ -20,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EDGE_MODULES = [
     "roi_trt/__init__.py", "roi_trt/errors.py", "roi_trt/fileio.py", "roi_trt/manifest.py", "roi_trt/entropy.py",
     "roi_trt/bitstream.py", "roi_trt/imageio.py", "roi_trt/codec.py", "roi_trt/samples.py", "roi_trt/demo.py",
-    "roi_trt/cli.py", "roi_trt/backends", "roi_trt/bench/__init__.py", "roi_trt/bench/stats.py", "tests/edge",
+    "roi_trt/cli.py", "roi_trt/backends", "roi_trt/bench", "tests/edge",
     "tests/conftest.py",
 ]
 
@@ -51,12 +51,12 @@ def py36_venv():
     venv = os.path.join(ROOT, ".cache", "py36-venv")
     requirements = os.path.join(ROOT, "tests", "edge", "requirements-py36.txt")
     stamp = os.path.join(venv, "requirements.stamp")
-    wanted = open(requirements).read()
+    wanted = open(requirements).read() + open(os.path.join(ROOT, "jetson", "requirements.txt")).read()
     if not (os.path.exists(stamp) and open(stamp).read() == wanted):
         shutil.rmtree(venv, ignore_errors=True)
         run([python36, "-m", "venv", venv])
         run([os.path.join(venv, "bin", "pip"), "install", "-q", "--upgrade", "pip<22"])  # venv pip 18 cannot read manylinux2014 tags
-        run([os.path.join(venv, "bin", "pip"), "install", "-q", "-r", requirements])
+        run([os.path.join(venv, "bin", "pip"), "install", "-q", "-r", requirements], cwd=os.path.dirname(requirements))
         with open(stamp, "w") as f:
             f.write(wanted)
     run([os.path.join(venv, "bin", "pip"), "install", "-q", "--no-deps", "--force-reinstall", ROOT])

@@ -176,3 +176,18 @@ def test_bad_export_options(tmp_path, args, message):
     assert result.exit_code != 0 and message in result.output
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".export-")]  # no staging left behind
+
+
+def test_never_replaces_a_directory_that_is_not_an_export(tmp_path):
+    path = save({"state_dict": make_model(128, 2).state_dict()}, tmp_path / "m.pt")
+    precious = tmp_path / "work"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    result = CliRunner().invoke(main, ["export", path, "-o", str(precious)])
+    assert result.exit_code == 1 and "is not an earlier export" in result.output
+    assert (precious / "notes.txt").read_text() == "keep me"
+    again = tmp_path / "e"
+    for _ in range(2):  # an earlier export is replaced
+        assert CliRunner().invoke(main, ["export", path, "-o", str(again)]).exit_code == 0
+    assert sorted(p.name for p in again.iterdir()) == sorted(
+        ["encoder.onnx", "decoder.onnx", "encoder.std.onnx", "decoder.std.onnx", "entropy.npz", "manifest.json"])

@@ -2,7 +2,7 @@
 
 from ..errors import BackendError
 
-BACKENDS = ("onnxruntime", "torch", "tensorrt")
+BACKENDS = ("onnxruntime", "torch")
 
 
 def backend_class(name):
@@ -11,8 +11,6 @@ def backend_class(name):
         from .onnxruntime import OnnxRuntimeBackend as cls
     elif name == "torch":
         from .torch import TorchBackend as cls
-    elif name == "tensorrt":
-        from .tensorrt import TensorRTBackend as cls
     else:
         raise BackendError("unknown backend {!r} (choose from {})".format(name, ", ".join(BACKENDS)))
     return cls

@@ -6,6 +6,12 @@ from ..errors import BackendError
 from .base import Backend
 
 
+def _cuda_fp32(ort):
+    """CUDA EP with TF32 off (FP32 as in the paper's protocol); the option exists from ONNX Runtime 1.17."""
+    version = tuple(int(v) for v in ort.__version__.split(".")[:2])
+    return ("CUDAExecutionProvider", {"use_tf32": "0"}) if version >= (1, 17) else "CUDAExecutionProvider"
+
+
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
@@ -19,7 +25,11 @@ class OnnxRuntimeBackend(Backend):
             options.intra_op_num_threads = int(threads)
         options.log_severity_level = 3
         available = ort.get_available_providers()
-        self.providers = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+        self.providers = providers or [
+            _cuda_fp32(ort) if p == "CUDAExecutionProvider" else p
+            for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
+            if p in available
+        ]
         files = manifest["files"]
         self.variant, self._encoder = self._session(ort, export_dir, files, "encoder", options)
         _, self._decoder = self._session(ort, export_dir, files, "decoder", options)

@@ -5,6 +5,12 @@ import numpy as np
 from .base import Backend
 
 
+def strict_fp32(torch):
+    """The paper's protocol is FP32: no TF32 in cuDNN convolutions or matmuls on Ampere and newer."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
 class TorchBackend(Backend):
     name = "torch"
 
@@ -15,6 +21,8 @@ class TorchBackend(Backend):
         if threads:
             torch.set_num_threads(int(threads))
         self._device = torch.device(device)
+        if self._device.type == "cuda":
+            strict_fp32(torch)
         self.model = model.to(self._device).eval()
 
     @property

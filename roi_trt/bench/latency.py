@@ -14,6 +14,7 @@ import numpy as np
 
 from ..fileio import atomic_output
 from ..imageio import load_rgb, resize
+from ..manifest import read_manifest
 from .stats import summarize, time_calls
 
 # The CSV schema (documented in the README); columns are only ever appended.
@@ -164,7 +165,7 @@ def _export_random(model, config):
 def build_methods(models, backends, codecs, qualities, threads=None, device="cpu"):
     """-> (methods, notes). MODELS entries: a paper configuration ("256-2": random weights, latency only),
     "demo" (the shipped checkpoint), a checkpoint file or an export directory."""
-    from ..codec import _cached_export, open_codec
+    from ..codec import cached_export, open_codec
     from ..demo import DEMO_CHECKPOINT
 
     methods, notes = [], []
@@ -186,8 +187,11 @@ def build_methods(models, backends, codecs, qualities, threads=None, device="cpu
             model, _ = load_checkpoint(source)
         else:
             export_dir = source
-        if config is None:
-            config = "{}-{}".format(model.N, model.M) if model is not None else os.path.basename(os.path.normpath(source))
+        if config is None and model is not None:
+            config = "{}-{}".format(model.N, model.M)
+        elif config is None:
+            manifest = read_manifest(export_dir)
+            config = "{}-{}".format(manifest["N"], manifest["M"])
         for backend in backends:
             try:
                 if backend == "torch":
@@ -203,7 +207,7 @@ def build_methods(models, backends, codecs, qualities, threads=None, device="cpu
                     methods.append(PaperTorchMethod(model, config, device=device))
                 else:
                     if export_dir is None:
-                        export_dir = _export_random(model, config) if source is None else _cached_export(source)
+                        export_dir = _export_random(model, config) if source is None else cached_export(source)
                     from .methods import RoiCodecMethod
 
                     methods.append(RoiCodecMethod(open_codec(export_dir, backend=backend, threads=threads), config))

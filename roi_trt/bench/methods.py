@@ -64,14 +64,14 @@ class PaperTorchMethod(Method):
         self.torch, self.config = torch, config
         self._device = torch.device(device)
         self.device = str(self._device)
+        if self._device.type == "cuda":
+            from ..backends.torch import strict_fp32
+
+            strict_fp32(torch)
         self.model = model.to(self._device).eval()
 
     def prepare(self, rgb):
         return self.torch.from_numpy(to_nchw(rgb)).to(self._device)
-
-    def _sync(self):
-        if self._device.type == "cuda":
-            self.torch.cuda.synchronize()
 
     def encode(self, x):
         with self.torch.no_grad():

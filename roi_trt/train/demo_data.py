@@ -75,12 +75,34 @@ def annotate():
     return heads
 
 
+def pack(trained, out, recipe):
+    """Ship `trained` small: weights rounded to float16 (half the size), entropy tables rebuilt for
+    exactly those weights, no optimizer state. Loading casts back to float32 without loss."""
+    import torch
+
+    from ..checkpoint import load_checkpoint
+    from ..fileio import atomic_output
+
+    model, _ = load_checkpoint(trained)
+    with torch.no_grad():
+        for tensor in list(model.parameters()):
+            tensor.copy_(tensor.half().float())
+    model._bottleneck.update(force=True)
+    state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    with atomic_output(out) as tmp:
+        torch.save({"state_dict": state, "N": model.N, "M": model.M, "recipe": recipe}, tmp)
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Detect head boxes on the demo photos (needs facenet-pytorch).")
-    parser.add_argument("--annotate", action="store_true", help="print head boxes per photo as JSON")
+    parser = argparse.ArgumentParser(description="Make the demo checkpoint's data (head boxes) and package it.")
+    parser.add_argument("--annotate", action="store_true", help="print MTCNN head boxes per photo as JSON")
+    parser.add_argument("--pack", nargs=2, metavar=("TRAINED", "OUT"), help="write the shippable checkpoint")
+    parser.add_argument("--recipe", default="", help="the training commands, stored in the packed file")
     args = parser.parse_args(argv)
     if args.annotate:
         print(json.dumps(annotate(), indent=1))
+    if args.pack:
+        pack(args.pack[0], args.pack[1], args.recipe)
 
 
 if __name__ == "__main__":
