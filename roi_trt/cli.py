@@ -260,10 +260,11 @@ def _expand(patterns, suffixes):
 
 
 def _output_path(source, output, many, suffix):
+    """OUT is a file only for a single input and when it has an extension; otherwise a directory."""
     stem = os.path.splitext(os.path.basename(source))[0] + suffix
     if output is None:
         return os.path.join(os.path.dirname(source), stem)
-    if many or os.path.isdir(output) or output.endswith(os.sep):
+    if many or os.path.isdir(output) or not os.path.splitext(output)[1]:
         return os.path.join(output, stem)
     return output
 
@@ -317,8 +318,6 @@ def _process(files, work, as_json, verb):
         click.echo("{} {}/{} files{}, {} files/s".format(verb, len(results), len(files), extra, summary["files_per_s"]))
     if failed:
         sys.exit(1)
-
-
 
 
 @main.command()
@@ -383,8 +382,6 @@ def decode(streams, model, output, backend, threads, as_json):
             raise RoiTrtError("{}: {}".format(path, exc.strerror)) from None
         rgb, timing = codec.decode(data)
         target = _output_path(path, output, len(files) > 1, ".png")
-        if not os.path.splitext(target)[1]:
-            target += ".png"
         with atomic_output(target) as tmp:
             Image.fromarray(rgb).save(tmp, format="PNG")
         row = {"file": path, "output": target, "width": rgb.shape[1], "height": rgb.shape[0],

@@ -11,7 +11,7 @@ from collections import namedtuple
 from . import bitstream
 from .backends import backend_class
 from .entropy import decode_latent, encode_latent
-from .errors import BackendError, BitstreamError
+from .errors import BackendError, ModelMismatchError
 from .imageio import pad_to_multiple, resize, to_nchw, to_rgb8
 from .manifest import ENTROPY_TABLES, EntropyTables, file_sha256, read_manifest
 
@@ -105,6 +105,6 @@ def open_codec(model=None, backend="auto", threads=None, device=None):
     manifest = read_manifest(export_dir)
     tables = EntropyTables.load(os.path.join(export_dir, ENTROPY_TABLES))
     if tables.channels != manifest["N"]:
-        raise BitstreamError("{}: entropy tables do not match the manifest".format(export_dir))
+        raise ModelMismatchError("{}: entropy tables do not match the manifest".format(export_dir))
     impl = backend_class(backend)(export_dir, manifest, threads=threads)
     return Codec(impl, tables, manifest["N"], manifest["M"], manifest["fingerprint"])

@@ -10,6 +10,7 @@ PAPER_LATENCY = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.
                              "benchmarks", "paper_latency.csv")
 CODEC_ORDER = {"avif": 0, "jpeg": 1, "roi-codec": 2}
 CODEC_LABEL = {"avif": "AVIF", "jpeg": "JPEG", "roi-codec": "ROI codec"}
+BACKEND_COLOR = {"onnxruntime": "tab:blue", "torch-compressai": "tab:orange", "tensorrt": "tab:green"}
 
 
 def unit_for(seconds):
@@ -84,7 +85,7 @@ def plot(rows, path):
         labels = [label(r) + ("" if len({x["device"] for x in rows}) == 1 else "\n" + r["device"]) for r in here]
         means = [r["mean_s"] for r in here]
         stds = [0 if math.isnan(r["std_s"]) else r["std_s"] for r in here]
-        colors = ["tab:gray" if r["method"] != "roi-codec" else "tab:blue" for r in here]
+        colors = [BACKEND_COLOR.get(r["backend"], "tab:blue") if r["method"] == "roi-codec" else "tab:gray" for r in here]
         ax.bar(range(len(here)), means, yerr=stds, color=colors, capsize=3)
         ax.set_yscale("log")
         ax.set_xticks(range(len(here)))

@@ -151,11 +151,18 @@ def write_report(history, path):
 
     from ..fileio import atomic_output
 
+    import numpy as np
+
     steps = [h["step"] for h in history]
+    window = max(1, len(history) // 50)  # per-step values swing with each batch's boxes: show a moving mean too
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.5))
     for ax, keys in zip(axes, (("loss",), ("bpp",), ("psnr",), ("hbox", "vbox"))):
         for key in keys:
-            ax.plot(steps, [h[key] for h in history], label=key)
+            values = np.array([h[key] for h in history], dtype=float)
+            line, = ax.plot(steps, values, alpha=0.25, linewidth=0.8)
+            if len(values) >= window:
+                smooth = np.convolve(values, np.ones(window) / window, mode="valid")
+                ax.plot(steps[window - 1:], smooth, color=line.get_color(), label=f"{key} (mean of {window})")
         ax.set_xlabel("step")
         ax.legend()
         ax.grid(alpha=0.3)

@@ -171,6 +171,14 @@ def test_cli_encode_decode(export_dir, photo, tmp_path):
     assert Image.open(str(tmp_path / "out" / "img1.png")).size == (47, 33)
     assert "decoded 2/2 files" in result.output
 
+    # one input: OUT with an extension is the file, without one a directory
+    one = str(src / "img0.png")
+    assert runner.invoke(main, ["encode", one, "-m", export_dir, "-o", str(tmp_path / "single.roi")]).exit_code == 0
+    assert runner.invoke(main, ["encode", one, "-m", export_dir, "-o", str(tmp_path / "newdir")]).exit_code == 0
+    assert (tmp_path / "single.roi").read_bytes() == (tmp_path / "newdir" / "img0.roi").read_bytes()
+    result = runner.invoke(main, ["decode", str(tmp_path / "single.roi"), "-m", export_dir, "-o", str(tmp_path / "x.png")])
+    assert result.exit_code == 0 and Image.open(str(tmp_path / "x.png")).size == (80, 64)
+
 
 def test_cli_subprocess_errors_are_one_line(export_dir, tmp_path):
     bad = tmp_path / "bad.roi"

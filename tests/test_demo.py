@@ -1,0 +1,31 @@
+"""The shipped demo checkpoint and the README demo, end to end."""
+
+import os
+
+import numpy as np
+from click.testing import CliRunner
+from PIL import Image
+
+from roi_trt.cli import main
+from roi_trt.demo import DEMO_CHECKPOINT, run_demo
+from roi_trt.samples import sample_photos
+
+
+def test_demo_checkpoint_is_small_and_loads():
+    assert os.path.getsize(DEMO_CHECKPOINT) < 6e6
+    result = CliRunner().invoke(main, ["info"])
+    assert result.exit_code == 0, result.output
+    assert "N, M:            128, 2 (file)" in result.output and "reference, zip serialization" in result.output
+
+
+def test_readme_demo(tmp_path):
+    rows = run_demo(str(tmp_path / "demo"), echo=lambda line: None)
+    assert [r["image"] for r in rows] == [os.path.splitext(os.path.basename(p))[0] for p in sample_photos()]
+    for row in rows:
+        # what the README states for the shipped checkpoint
+        assert 0.04 < row["bpp"] < 0.1 and 20 < row["psnr_db"] < 26
+        side = Image.open(str(tmp_path / "demo" / "{}.side_by_side.png".format(row["image"])))
+        assert side.size == (2 * row["width"] + 8, row["height"])
+        decoded = np.asarray(Image.open(str(tmp_path / "demo" / "{}.decoded.png".format(row["image"]))))
+        assert decoded.shape == (row["height"], row["width"], 3)
+        assert os.path.getsize(str(tmp_path / "demo" / "{}.roi".format(row["image"]))) == row["bytes"]
