@@ -11,6 +11,7 @@ import click
 from . import __version__
 from .backends import BACKENDS
 from .errors import RoiTrtError
+from .imageio import IMAGE_SUFFIXES
 
 
 # compressai's import triggers a torch deprecation warning that says nothing to a CLI user.
@@ -240,7 +241,6 @@ def bench_report(results, compare, plot):
         click.echo("\nwrote {}".format(plot))
 
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 STREAM_SUFFIXES = (".roi", ".msgpack", ".bin")
 
 

@@ -99,8 +99,8 @@ def open_codec(model=None, backend="auto", threads=None, device=None):
         from .export import entropy_tables, fingerprint
 
         net, info = load_checkpoint(model)
-        return Codec(backend_class("torch")(net, device=device or "cpu", threads=threads), entropy_tables(net),
-                     info.N, info.M, fingerprint(net))
+        impl = backend_class("torch")(net, device=device or "cpu", threads=threads)
+        return Codec(impl, entropy_tables(net._bottleneck), info.N, info.M, fingerprint(net))
     export_dir = model if is_export else cached_export(model)
     manifest = read_manifest(export_dir)
     tables = EntropyTables.load(os.path.join(export_dir, ENTROPY_TABLES))

@@ -47,8 +47,8 @@ def fingerprint(model):
     return digest.hexdigest()
 
 
-def entropy_tables(model):
-    eb = model._bottleneck
+def entropy_tables(eb):
+    """The EntropyBottleneck's coding tables, as the torch-free runtime reads them."""
     return EntropyTables(
         eb._quantized_cdf.numpy(), eb._cdf_length.numpy(), eb._offset.numpy(), eb.quantiles[:, 0, 1].detach().numpy()
     )
@@ -151,7 +151,7 @@ def export_model(model, info, out_dir, opset=DEFAULT_OPSET, shape=None):
         for key, proto in (("encoder", encoder), ("decoder", decoder)):
             onnx.save(proto, os.path.join(staging, FILES[key]))
             onnx.save(standard_ops_model(proto), os.path.join(staging, FILES[key + "_std"]))
-        entropy_tables(model).save(os.path.join(staging, FILES["entropy"]))
+        entropy_tables(model._bottleneck).save(os.path.join(staging, FILES["entropy"]))
         report = verify(model, staging, shape)
         manifest = {
             "format": FORMAT,

@@ -29,6 +29,12 @@ def atomic_output(path):
             os.unlink(tmp)
 
 
+def save_png(fig, path):
+    """Save a matplotlib figure as PNG atomically."""
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+
+
 def write_bytes_atomic(path, data):
     with atomic_output(path) as tmp:
         with open(tmp, "wb") as f:

@@ -5,6 +5,9 @@ from PIL import Image, ImageOps
 
 from .errors import RoiTrtError
 
+# What directories and globs are expanded to (any file PIL opens is accepted when named directly).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
 
 def load_rgb(path):
     """-> (uint8 HxWx3 array, note or None); EXIF orientation applied, any PIL mode converted to RGB."""

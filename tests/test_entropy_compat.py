@@ -38,7 +38,7 @@ def latents(model):
 
 
 def test_streams_are_byte_identical_and_cross_decode(model):
-    tables = entropy_tables(model)
+    tables = entropy_tables(model._bottleneck)
     eb = model._bottleneck
     for y in latents(model):
         ours = encode_latent(y[0].numpy(), tables)
@@ -49,7 +49,7 @@ def test_streams_are_byte_identical_and_cross_decode(model):
 
 
 def test_dequantized_values_match_compressai_rounding(model):
-    tables = entropy_tables(model)
+    tables = entropy_tables(model._bottleneck)
     y = random_latent(model.N, (8, 8), 2)
     y[0, 0, 1, 1] = float(model._bottleneck.quantiles[0, 0, 1].detach()) + 0.5  # near a .5 tie: both round half to even
     decoded = decode_latent(encode_latent(y[0].numpy(), tables), tables, (8, 8))
@@ -63,4 +63,4 @@ def test_non_finite_latent_is_an_error(model):
     y = np.zeros((model.N, 2, 2), np.float32)
     y[0, 0, 0] = np.nan
     with pytest.raises(RoiTrtError, match="non-finite"):
-        encode_latent(y, entropy_tables(model))
+        encode_latent(y, entropy_tables(model._bottleneck))

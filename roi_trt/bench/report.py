@@ -75,7 +75,7 @@ def plot(rows, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..fileio import atomic_output
+    from ..fileio import save_png
 
     rows = sorted(rows, key=sort_key)
     stages = [s for s in ("encode", "decode") if any(r["stage"] == s for r in rows)]
@@ -94,6 +94,5 @@ def plot(rows, path):
         ax.grid(axis="y", which="both", alpha=0.3)
         ax.set_title("{} ({})".format(stage, ", ".join(sorted({r["device"] for r in here}))), fontsize=9)
     fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
+    save_png(fig, path)
     plt.close(fig)

@@ -13,9 +13,7 @@ import torch
 from PIL import Image
 
 from ..errors import RoiTrtError
-from ..imageio import load_rgb, resize
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+from ..imageio import IMAGE_SUFFIXES, load_rgb, resize
 
 
 class DataReport(object):

@@ -149,7 +149,7 @@ def write_report(history, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..fileio import atomic_output
+    from ..fileio import save_png
 
     import numpy as np
 
@@ -167,6 +167,5 @@ def write_report(history, path):
         ax.legend()
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+    save_png(fig, path)
     plt.close(fig)
