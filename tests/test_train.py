@@ -161,12 +161,18 @@ def test_short_training_run_decreases_loss_and_exports(tmp_path):
     assert (out / "loss_curves.png").stat().st_size > 1000
     raw = torch.load(str(out / "last.pt"), weights_only=True)
     assert {"state_dict", "N", "M", "config", "history", "optimizer"} <= set(raw) and raw["step"] == 40
+    # history: per-epoch means (2 images per epoch -> one step each), bounded whatever the run length
+    assert [h["epoch"] for h in raw["history"]] == list(range(40))
+    assert raw["history"][-1]["loss"] == pytest.approx(float(rows[-1]["loss"]), rel=1e-5)
     model, info = load_checkpoint(str(out / "last.pt"))
     assert (info.N, info.M) == (16, 1)
 
     resumed = CliRunner().invoke(main, args[:-4] + ["--max-steps", "5", "--resume", str(out / "last.pt")])
     assert resumed.exit_code == 0, resumed.output
-    assert torch.load(str(out / "last.pt"), weights_only=True)["step"] == 45
+    resumed_raw = torch.load(str(out / "last.pt"), weights_only=True)
+    assert resumed_raw["step"] == 45 and len(resumed_raw["history"]) == 45
+    with open(str(out / "log.csv")) as f:
+        assert len(list(csv.DictReader(f))) == 45  # the log continues across the resume
 
     exported = CliRunner().invoke(main, ["export", str(out / "last.pt"), "-o", str(tmp_path / "exp")])
     assert exported.exit_code == 0, exported.output

@@ -21,6 +21,7 @@ TrainConfig = namedtuple(
     "checkpoint_every workers weights flip",
 )
 LOG_FIELDS = ("step", "epoch", "loss", "bpp", "mse", "psnr", "hbox", "vbox", "aux", "images_per_s", "elapsed_s")
+LOSS_FIELDS = ("loss", "bpp", "mse", "psnr", "hbox", "vbox", "aux")
 
 
 def default_config(**overrides):
@@ -97,6 +98,15 @@ def train(config, echo=print):
         if new_log:
             log.writeheader()
         done, run_epochs = 0, 0
+        sums, count = dict.fromkeys(LOSS_FIELDS, 0.0), 0
+
+        def close_epoch():
+            """The checkpoint keeps per-epoch means (bounded); every step is in log.csv."""
+            nonlocal sums, count
+            if count:
+                history.append(dict(epoch=epoch, steps=count, **{k: round(v / count, 6) for k, v in sums.items()}))
+            sums, count = dict.fromkeys(LOSS_FIELDS, 0.0), 0
+
         while done < total and run_epochs < epochs and time.monotonic() < deadline:
             before = done
             for batch in loader:
@@ -121,7 +131,9 @@ def train(config, echo=print):
                     images_per_s=x.shape[0] / max(time.monotonic() - tick, 1e-9),
                     elapsed_s=time.monotonic() - start, **parts,
                 )
-                history.append({k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()})
+                for key in LOSS_FIELDS:
+                    sums[key] += row[key]
+                count += 1
                 log.writerow(row)
                 log_file.flush()
                 bar.update(1)
@@ -131,19 +143,22 @@ def train(config, echo=print):
                     save()
                 if done >= total or time.monotonic() >= deadline:
                     break
+            else:  # the epoch ran to its end
+                close_epoch()
+                epoch += 1
             if done == before:
                 raise RoiTrtError("no image of the dataset could be loaded")
-            epoch += 1
             run_epochs += 1
+        close_epoch()  # a partial last epoch
     model.eval()
     save()
-    write_report(history, os.path.join(config.out, "loss_curves.png"))
+    write_report(log_path, os.path.join(config.out, "loss_curves.png"))
     echo(f"trained {done} steps ({step} in total) in {time.monotonic() - start:.0f} s; checkpoint {last}")
     return last
 
 
-def write_report(history, path):
-    """Loss components per step as a PNG (written atomically)."""
+def write_report(log_path, path):
+    """Loss components per step from log.csv (all runs, resumed ones included) as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -153,6 +168,8 @@ def write_report(history, path):
 
     import numpy as np
 
+    with open(log_path, newline="") as f:
+        history = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
     steps = [h["step"] for h in history]
     window = max(1, len(history) // 50)  # per-step values swing with each batch's boxes: show a moving mean too
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.5))
