@@ -12,6 +12,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ..errors import RoiTrtError
 from ..fileio import atomic_output
 from ..imageio import load_rgb, resize
 from ..manifest import read_manifest
@@ -120,8 +121,6 @@ def write_csv(path, rows, env, complete):
 
 
 def read_csv(path):
-    from ..errors import RoiTrtError
-
     try:
         with open(path, newline="") as f:
             rows = list(csv.DictReader(f))
@@ -151,21 +150,10 @@ def _random_model(config):
     return model
 
 
-def _export_random(model, config):
-    from ..checkpoint import CheckpointInfo
-    from ..codec import cache_dir
-    from ..export import export_model
-
-    out = os.path.join(cache_dir(), "exports", "random-{}-seed0".format(config))
-    if not os.path.isfile(os.path.join(out, "manifest.json")):
-        export_model(model, CheckpointInfo("random", "random", "none", "", model.N, model.M, "random"), out)
-    return out
-
-
 def build_methods(models, backends, codecs, qualities, threads=None, device="cpu"):
     """-> (methods, notes). MODELS entries: a paper configuration ("256-2": random weights, latency only),
     "demo" (the shipped checkpoint), a checkpoint file or an export directory."""
-    from ..codec import cached_export, open_codec
+    from ..codec import cached_export, export_in_cache, open_codec
     from ..demo import DEMO_CHECKPOINT
 
     methods, notes = [], []
@@ -206,8 +194,13 @@ def build_methods(models, backends, codecs, qualities, threads=None, device="cpu
 
                     methods.append(PaperTorchMethod(model, config, device=device))
                 else:
-                    if export_dir is None:
-                        export_dir = _export_random(model, config) if source is None else cached_export(source)
+                    if export_dir is None and source is None:
+                        from ..checkpoint import CheckpointInfo
+
+                        info = CheckpointInfo("random", "random", "none", "", model.N, model.M, "random")
+                        export_dir = export_in_cache("random-{}-seed0".format(config), lambda: (model, info))
+                    elif export_dir is None:
+                        export_dir = cached_export(source)
                     from .methods import RoiCodecMethod
 
                     methods.append(RoiCodecMethod(open_codec(export_dir, backend=backend, threads=threads), config))

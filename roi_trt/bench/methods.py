@@ -11,7 +11,7 @@ import io
 
 import numpy as np
 
-from ..imageio import to_nchw
+from ..imageio import pad_to_multiple, to_nchw
 
 
 class Method(object):
@@ -33,23 +33,18 @@ class RoiCodecMethod(Method):
     method = "roi-codec"
 
     def __init__(self, codec, config):
-        from ..entropy import decode_latent, encode_latent
-
         self.codec, self.config = codec, config
         self.backend, self.device = codec.backend.name, codec.backend.device
-        self._encode_latent, self._decode_latent = encode_latent, decode_latent
 
     def prepare(self, rgb):
-        return to_nchw(rgb)
+        return pad_to_multiple(to_nchw(rgb), self.codec.downsampling)
 
     def encode(self, x):
-        y = self.codec.backend.analysis(x)[0]
-        payload = self._encode_latent(y, self.codec.tables)
-        return payload, (payload, y.shape[1:])
+        payload, latent_hw, _ = self.codec.code(x)
+        return payload, (payload, latent_hw)
 
     def decode(self, encoded):
-        payload, latent_hw = encoded
-        return self.codec.backend.synthesis(self._decode_latent(payload, self.codec.tables, latent_hw)[None])
+        return self.codec.reconstruct(*encoded)[0]
 
 
 class PaperTorchMethod(Method):
