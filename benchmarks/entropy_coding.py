@@ -18,12 +18,11 @@ import torch
 from roi_trt.bench.stats import summarize, time_calls
 from roi_trt.checkpoint import load_checkpoint
 from roi_trt.codec import open_codec
-from roi_trt.demo import DEMO_CHECKPOINT
 from roi_trt.entropy import decode_latent, encode_latent
-from roi_trt.export import entropy_tables
 from roi_trt.imageio import load_rgb, resize, to_nchw
-from roi_trt.model import RoiAutoencoder
+from roi_trt.model import RoiAutoencoder, entropy_tables
 from roi_trt.samples import sample_photos
+from roi_trt.store import DEMO_CHECKPOINT
 
 
 def cases():

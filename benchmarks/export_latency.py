@@ -17,9 +17,9 @@ import onnxruntime as ort
 import torch
 
 from roi_trt.bench.stats import summarize, time_calls
-from roi_trt.checkpoint import CheckpointInfo
+from roi_trt.checkpoint import random_model
 from roi_trt.export import export_model
-from roi_trt.model import PAPER_CONFIGS, RoiAutoencoder
+from roi_trt.model import PAPER_CONFIGS
 
 
 def main(argv=None):
@@ -37,11 +37,9 @@ def main(argv=None):
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for N, M in PAPER_CONFIGS:
-            torch.manual_seed(0)
-            model = RoiAutoencoder(N, M).eval()
-            model._bottleneck.update(force=True)
+            model, info = random_model(N, M)
             out = os.path.join(tmp, f"{N}-{M}")
-            export_model(model, CheckpointInfo("random.pt", "random", "none", "", N, M, "random"), out)
+            export_model(model, info, out)
             xt = torch.from_numpy(x)
 
             def torch_eager():

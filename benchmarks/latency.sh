@@ -8,5 +8,5 @@ cd "$(dirname "$0")/.."
 out=benchmarks/results
 mkdir -p "$out"
 roi-trt bench latency --models 256-2,256-1,demo --backends torch,onnxruntime --codecs jpeg,avif \
-    --qualities 1,5,10 --repeats 10 --warmup 1 --size 512 --threads "${THREADS:-2}" -o "$out/latency_cpu.csv"
-roi-trt bench report "$out/latency_cpu.csv" --compare paper --plot "$out/latency_cpu_fig5.png" | tee "$out/latency_cpu_report.txt"
+    --qualities 1,5,10 --repeats 10 --warmup 1 --size 512 --threads "${THREADS:-2}" -o "$out/latency_cpu.csv" --force
+roi-trt bench report "$out/latency_cpu.csv" --compare paper --plot "$out/latency_cpu_fig5.png" --force | tee "$out/latency_cpu_report.txt"

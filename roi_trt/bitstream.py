@@ -26,6 +26,7 @@ import zlib
 from collections import namedtuple
 
 from .errors import BitstreamError, ModelMismatchError
+from .spec import latent_size, stream_fingerprint
 
 MAGIC = b"ROIc"
 VERSION = 1
@@ -38,14 +39,14 @@ MAX_SIDE = 1 << 15
 StreamHeader = namedtuple("StreamHeader", "N M fingerprint height width latent_height latent_width")
 
 
-def latent_size(height, width, downsampling):
-    """Images are padded up to multiples of the downsampling factor."""
-    return -(-height // downsampling), -(-width // downsampling)
-
-
 def _check_image_size(height, width):
     if not (0 < height <= MAX_SIDE and 0 < width <= MAX_SIDE and height * width <= MAX_PIXELS):
         raise BitstreamError("image size {}x{} out of range".format(width, height))
+
+
+def header_for(N, M, fingerprint_hex, height, width):
+    """The header of an image of height x width coded by model (N, M) with that SHA-256 fingerprint."""
+    return StreamHeader(N, M, stream_fingerprint(fingerprint_hex), height, width, *latent_size(height, width, M))
 
 
 def pack(header, payload):
@@ -83,14 +84,14 @@ def unpack(data):
     if zlib.crc32(payload, zlib.crc32(bytes(data[: _HEADER.size]))) & 0xFFFFFFFF != crc:
         raise BitstreamError("checksum mismatch: the stream is corrupt")
     _check_image_size(height, width)
-    if not 0 <= M <= 8 or (lh, lw) != latent_size(height, width, 2 ** (M + 2)):
+    if not 0 <= M <= 8 or (lh, lw) != latent_size(height, width, M):
         raise BitstreamError("inconsistent sizes in header")
     return StreamHeader(N, M, fingerprint, height, width, lh, lw), payload
 
 
 def check_model(header, N, M, fingerprint_hex):
     """Refuse to decode with a model other than the one that encoded."""
-    if (header.N, header.M) != (N, M) or header.fingerprint != bytes.fromhex(fingerprint_hex)[:8]:
+    if (header.N, header.M) != (N, M) or header.fingerprint != stream_fingerprint(fingerprint_hex):
         raise ModelMismatchError(
             "stream was encoded by model ({}, {}) {} but this model is ({}, {}) {}: decode with the encoding model".format(
                 header.N, header.M, header.fingerprint.hex(), N, M, fingerprint_hex[:16]

@@ -18,6 +18,7 @@ import torch
 from .errors import CheckpointError
 from .fileio import atomic_output
 from .model import RoiAutoencoder
+from .store import is_torch_checkpoint
 
 _MODULES = ("_encoder", "_decoder", "_bottleneck")
 _OLD_BOTTLENECK_KEY = re.compile(r"^_bottleneck\._(matrix|bias|factor)(\d+)$")
@@ -33,6 +34,8 @@ def _read(path, trust):
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    if not is_torch_checkpoint(path):
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint")
     serialization = "zip" if zipfile.is_zipfile(path) else "legacy"
     try:
         with warnings.catch_warnings():  # foreign files trigger pickle-protocol warnings; errors are reported below
@@ -41,8 +44,8 @@ def _read(path, trust):
     except pickle.UnpicklingError as exc:
         if "weights_only" in str(exc):
             raise CheckpointError(
-                f"{path}: the file holds Python objects besides tensors; load it with --trust-pickle "
-                "only if you trust its origin (unpickling can run code)"
+                f"{path}: the file holds Python objects besides tensors; only if you trust its origin "
+                f"(unpickling can run code), export it with `roi-trt export --trust-pickle {path}` and use the export"
             ) from None
         raise CheckpointError(f"{path}: not a PyTorch checkpoint ({_first_line(exc)})") from None
     except Exception as exc:  # torch.load raises many types on foreign files
@@ -151,6 +154,14 @@ def load_checkpoint(path, trust=False):
     model.eval()
     info = CheckpointInfo(str(path), fmt, serialization, prefix, N, M, nm_source)
     return model, info
+
+
+def random_model(N, M):
+    """Random-initialised weights of a configuration (seed 0): the same latency as trained ones, meaningless bpp."""
+    torch.manual_seed(0)
+    model = RoiAutoencoder(N, M).eval()
+    model._bottleneck.update(force=True)
+    return model, CheckpointInfo("random", "random", "none", "", N, M, "random")
 
 
 def save_checkpoint(model, path, **extra):

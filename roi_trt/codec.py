@@ -1,34 +1,41 @@
 """Image <-> `.roi` stream: a backend's transforms plus the rANS entropy coder (torch-free, Python 3.6).
 
-`open_codec` resolves what users pass as MODEL: nothing (the shipped demo checkpoint), an export
-directory, or a checkpoint (exported once into the cache on first use, which needs torch).
+Library use with frames in memory:
+
+    with open_codec("demo", parts=("encoder",)) as codec:
+        data, timing = codec.encode(rgb)          # uint8 HxWx3 -> .roi bytes
+    with open_codec("demo", parts=("decoder",)) as codec:
+        rgb, timing = codec.decode(data)          # .roi bytes (or a reference msgpack packet) -> uint8 HxWx3
 """
 
-import os
 import time
 from collections import namedtuple
 
 from . import bitstream
-from .backends import backend_class
+from .backends import PARTS, open_backend
 from .entropy import decode_latent, encode_latent
-from .errors import BackendError, ModelMismatchError
 from .imageio import pad_to_multiple, resize, to_nchw, to_rgb8
-from .manifest import ENTROPY_TABLES, MANIFEST, EntropyTables, file_sha256, read_manifest
+from .store import resolve
 
 Timing = namedtuple("Timing", "transform entropy")
 
 
-def cache_dir():
-    return os.environ.get("ROI_TRT_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "roi-trt"
-    )
-
-
 class Codec(object):
-    def __init__(self, backend, tables, N, M, fingerprint):
+    """A backend (the transforms of one resolved model) and that model's entropy tables."""
+
+    def __init__(self, backend, tables):
         self.backend, self.tables = backend, tables
-        self.N, self.M, self.fingerprint = N, M, fingerprint
-        self.downsampling = 2 ** (M + 2)
+        self.model = backend.model
+        self.downsampling = self.model.downsampling
+
+    def close(self):
+        self.backend.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def code(self, x):
         """Padded float NCHW image -> (rANS payload, latent (h, w), Timing): the core the benchmarks time."""
@@ -50,17 +57,15 @@ class Codec(object):
         if size is not None:
             rgb = resize(rgb, size)
         height, width = rgb.shape[:2]
-        payload, (latent_h, latent_w), timing = self.code(pad_to_multiple(to_nchw(rgb), self.downsampling))
-        header = bitstream.StreamHeader(
-            self.N, self.M, bytes.fromhex(self.fingerprint)[:8], height, width, latent_h, latent_w
-        )
+        payload, _, timing = self.code(pad_to_multiple(to_nchw(rgb), self.downsampling))
+        header = bitstream.header_for(self.model.N, self.model.M, self.model.fingerprint, height, width)
         return bitstream.pack(header, payload), timing
 
     def decode(self, data):
         """.roi stream or reference msgpack packet -> (uint8 HxWx3, Timing)."""
         if bitstream.is_roi_stream(data):
             header, payload = bitstream.unpack(data)
-            bitstream.check_model(header, self.N, self.M, self.fingerprint)
+            bitstream.check_model(header, self.model.N, self.model.M, self.model.fingerprint)
             latent_hw, crop = (header.latent_height, header.latent_width), (header.height, header.width)
         else:
             payload, latent_hw = bitstream.unpack_reference_packet(data, self.downsampling)
@@ -71,58 +76,7 @@ class Codec(object):
         return to_rgb8(x_hat), timing
 
 
-def export_in_cache(key, load):
-    """`<cache>/exports/<key>`, exported on first use from load() -> (model, CheckpointInfo)."""
-    out = os.path.join(cache_dir(), "exports", key)
-    if not os.path.isfile(os.path.join(out, MANIFEST)):
-        try:
-            from .export import export_model
-        except ImportError:
-            raise BackendError(
-                "{} has no export yet and exporting needs torch: run `roi-trt export` where torch is installed "
-                "and pass the export directory as MODEL".format(key)
-            ) from None
-        model, info = load()
-        export_model(model, info, out)
-    return out
-
-
-def cached_export(checkpoint):
-    """Export directory of `checkpoint` in the cache (keyed by name and file hash), made on first use."""
-
-    def load():
-        from .checkpoint import load_checkpoint  # torch: only reached when an export must be made
-
-        return load_checkpoint(checkpoint)
-
-    stem = os.path.splitext(os.path.basename(checkpoint))[0]
-    return export_in_cache("{}-{}".format(stem, file_sha256(checkpoint)[:12]), load)
-
-
-def open_codec(model=None, backend="auto", threads=None, device=None):
-    """MODEL (None | export dir | checkpoint) + backend name -> Codec."""
-    if model is None:
-        from .demo import DEMO_CHECKPOINT
-
-        model = DEMO_CHECKPOINT
-    if not os.path.exists(model):
-        raise BackendError("{}: no such model (give an export directory or a checkpoint)".format(model))
-    is_export = os.path.isdir(model)
-    if backend == "auto":
-        backend = "onnxruntime"
-    if backend == "torch":
-        if is_export:
-            raise BackendError("the torch backend needs a checkpoint, not an export directory")
-        from .checkpoint import load_checkpoint
-        from .export import entropy_tables, fingerprint
-
-        net, info = load_checkpoint(model)
-        impl = backend_class("torch")(net, device=device or "cpu", threads=threads)
-        return Codec(impl, entropy_tables(net._bottleneck), info.N, info.M, fingerprint(net))
-    export_dir = model if is_export else cached_export(model)
-    manifest = read_manifest(export_dir)
-    tables = EntropyTables.load(os.path.join(export_dir, ENTROPY_TABLES))
-    if tables.channels != manifest["N"]:
-        raise ModelMismatchError("{}: entropy tables do not match the manifest".format(export_dir))
-    impl = backend_class(backend)(export_dir, manifest, threads=threads)
-    return Codec(impl, tables, manifest["N"], manifest["M"], manifest["fingerprint"])
+def open_codec(model=None, backend="auto", parts=PARTS, threads=None, device=None):
+    """MODEL (anything `store.resolve` takes) + backend name -> Codec; `parts` limits what is loaded."""
+    resolved = resolve(model)
+    return Codec(open_backend(resolved, backend, parts, threads, device), resolved.entropy_tables())

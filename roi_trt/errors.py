@@ -13,8 +13,12 @@ class ExportError(RoiTrtError):
     pass
 
 
+class ModelError(RoiTrtError):
+    """MODEL cannot be resolved or its files are unusable."""
+
+
 class ModelMismatchError(RoiTrtError):
-    pass
+    """A stream or file belongs to another model."""
 
 
 class BitstreamError(RoiTrtError):
@@ -23,3 +27,15 @@ class BitstreamError(RoiTrtError):
 
 class BackendError(RoiTrtError):
     pass
+
+
+class PluginError(RoiTrtError):
+    """The GDN1 TensorRT plugin library is missing, does not load or does not register."""
+
+
+class OutputExistsError(RoiTrtError):
+    """An output file exists and the user did not ask to replace it."""
+
+
+class UsageError(RoiTrtError):
+    """Options or inputs that cannot work together; nothing was done."""

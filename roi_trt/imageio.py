@@ -1,5 +1,7 @@
 """Image files <-> float32 NCHW RGB arrays in [0, 1] (torch-free, Python 3.6)."""
 
+import io
+
 import numpy as np
 from PIL import Image, ImageOps
 
@@ -12,17 +14,27 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".we
 def load_rgb(path):
     """-> (uint8 HxWx3 array, note or None); EXIF orientation applied, any PIL mode converted to RGB."""
     try:
-        with Image.open(path) as img:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise RoiTrtError("{}: no such file".format(path)) from None
+    except OSError as exc:
+        raise RoiTrtError("{}: {}".format(path, exc.strerror)) from None
+    return decode_rgb(data, path)
+
+
+def decode_rgb(data, name):
+    """Encoded image bytes (any format PIL reads) -> (uint8 HxWx3 array, note or None), as `load_rgb`."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
             img = ImageOps.exif_transpose(img)
             note = None
             if img.mode != "RGB":
                 note = "converted {} to RGB".format(img.mode)
                 img = _to_rgb(img)
             return np.asarray(img, dtype=np.uint8).copy(), note
-    except FileNotFoundError:
-        raise RoiTrtError("{}: no such file".format(path)) from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise RoiTrtError("{}: cannot read image ({})".format(path, exc)) from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise RoiTrtError("{}: cannot read image ({})".format(name, exc)) from None
 
 
 def _to_rgb(img):

@@ -1,4 +1,9 @@
-"""`manifest.json` of an export directory and the entropy tables beside it (torch-free, Python 3.6)."""
+"""`manifest.json` of an export directory and the entropy tables beside it (torch-free, Python 3.6).
+
+The manifest records which ONNX variant each runtime uses, so no backend hard-codes it:
+`variants` names the files of each form, `runtimes` lists per runtime `[min_version, variant]` pairs,
+newest first; a runtime takes the first pair its version reaches.
+"""
 
 import hashlib
 import json
@@ -6,14 +11,26 @@ import os
 
 import numpy as np
 
-from .errors import ModelMismatchError
+from .errors import ModelError
 from .fileio import atomic_output
+from .spec import CDF_PRECISION
 
 FORMAT = "roi-trt-export"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 ENTROPY_TABLES = "entropy.npz"
-PRECISION = 16  # CompressAI's rANS probability precision (bits)
+CUSTOM_OP, STANDARD_OPS = "custom-op", "standard-ops"
+VARIANTS = {
+    CUSTOM_OP: {"encoder": "encoder.onnx", "decoder": "decoder.onnx"},
+    STANDARD_OPS: {"encoder": "encoder.std.onnx", "decoder": "decoder.std.onnx"},
+}
+# ONNX Runtime 1.10 (the last for Python 3.6) rejects GDN1 as an unknown op; releases from 1.16 inline
+# local functions (checked with 1.31; earlier ones are given the standard-ops form to be safe).
+# TensorRT builds choose per `--gdn` mode and rewrite the custom-op file themselves.
+RUNTIMES = {
+    "onnxruntime": [["1.16", CUSTOM_OP], ["0", STANDARD_OPS]],
+    "tensorrt": [["0", STANDARD_OPS]],
+}
 
 
 def file_sha256(path):
@@ -37,16 +54,30 @@ def read_manifest(export_dir):
         with open(path) as f:
             manifest = json.load(f)
     except OSError:
-        raise ModelMismatchError("{}: not an export directory (no {})".format(export_dir, MANIFEST)) from None
+        raise ModelError("{}: not an export directory (no {})".format(export_dir, MANIFEST)) from None
     except ValueError as exc:
-        raise ModelMismatchError("{}: unreadable manifest ({})".format(path, exc)) from None
-    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
-        raise ModelMismatchError(
-            "{}: unsupported manifest (format {!r} version {!r})".format(
-                path, manifest.get("format"), manifest.get("format_version")
-            )
-        )
+        raise ModelError("{}: unreadable manifest ({})".format(path, exc)) from None
+    if manifest.get("format") != FORMAT:
+        raise ModelError("{}: not a roi-trt export manifest".format(path))
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ModelError("{}: export format version {!r}, this roi-trt reads {}: export the model again".format(
+            path, manifest.get("format_version"), FORMAT_VERSION))
     return manifest
+
+
+def _version_tuple(text):
+    return tuple(int(v) for v in text.split("+")[0].split(".")[:3] if v.isdigit())
+
+
+def variant_for(manifest, runtime, version):
+    """The ONNX variant the manifest assigns to `runtime` at `version` (a version string)."""
+    rules = manifest["runtimes"].get(runtime)
+    if not rules:
+        raise ModelError("the export names no ONNX variant for {}".format(runtime))
+    for min_version, variant in rules:
+        if _version_tuple(version) >= _version_tuple(min_version):
+            return variant
+    raise ModelError("the export needs {} >= {}".format(runtime, rules[-1][0]))
 
 
 class EntropyTables(object):
@@ -67,13 +98,13 @@ class EntropyTables(object):
         """Reject tables the coder cannot use safely (zero frequencies would divide by zero)."""
         cdf, lengths = self.quantized_cdf, self.cdf_length
         if cdf.ndim != 2 or not (cdf.shape[0] == len(lengths) == len(self.offset) == len(self.medians)):
-            raise ModelMismatchError("entropy tables have inconsistent shapes")
+            raise ModelError("entropy tables have inconsistent shapes")
         if lengths.min() < 3 or lengths.max() > cdf.shape[1]:
-            raise ModelMismatchError("entropy tables: CDF lengths out of range")
+            raise ModelError("entropy tables: CDF lengths out of range")
         for c in range(cdf.shape[0]):
             row = cdf[c, : lengths[c]].astype(np.int64)
-            if row[0] != 0 or row[-1] != 1 << PRECISION or np.any(np.diff(row) <= 0):
-                raise ModelMismatchError("entropy tables: CDF of channel {} is not strictly increasing 0..2^16".format(c))
+            if row[0] != 0 or row[-1] != 1 << CDF_PRECISION or np.any(np.diff(row) <= 0):
+                raise ModelError("entropy tables: CDF of channel {} is not strictly increasing 0..2^16".format(c))
 
     def save(self, path):
         with atomic_output(path) as tmp:
@@ -84,15 +115,15 @@ class EntropyTables(object):
                     cdf_length=self.cdf_length,
                     offset=self.offset,
                     medians=self.medians,
-                    precision=np.int32(PRECISION),
+                    precision=np.int32(CDF_PRECISION),
                 )
 
     @classmethod
     def load(cls, path):
         try:
             with np.load(path, allow_pickle=False) as data:
-                if int(data["precision"]) != PRECISION:
-                    raise ModelMismatchError("{}: unsupported CDF precision {}".format(path, int(data["precision"])))
+                if int(data["precision"]) != CDF_PRECISION:
+                    raise ModelError("{}: unsupported CDF precision {}".format(path, int(data["precision"])))
                 return cls(data["quantized_cdf"], data["cdf_length"], data["offset"], data["medians"])
         except (OSError, KeyError, ValueError) as exc:
-            raise ModelMismatchError("{}: unreadable entropy tables ({})".format(path, exc)) from None
+            raise ModelError("{}: unreadable entropy tables ({})".format(path, exc)) from None

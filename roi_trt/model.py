@@ -4,18 +4,18 @@ Attribute names (`_encoder.encoder`, `_decoder.decoder`, `_bottleneck`) follow t
 training code so its state dicts load without renaming.
 """
 
+import hashlib
+
 import torch
 from compressai.entropy_models import EntropyBottleneck
 from compressai.layers import GDN1
 from compressai.models.utils import conv, deconv
 from torch import nn
 
+from . import spec
+from .manifest import EntropyTables
+
 PAPER_CONFIGS = ((256, 2), (256, 1), (128, 2))
-
-
-def downsampling_factor(M):
-    """Every conv halves the resolution: M hidden layers plus the first and last conv."""
-    return 2 ** (M + 2)
 
 
 class Encoder(nn.Module):
@@ -56,7 +56,7 @@ class RoiAutoencoder(nn.Module):
 
     @property
     def downsampling(self):
-        return downsampling_factor(self.M)
+        return spec.downsampling(self.M)
 
     def forward(self, x):
         """Training pass: reconstruction and the latent likelihoods (for the rate term)."""
@@ -68,18 +68,28 @@ class RoiAutoencoder(nn.Module):
         """(name, GDN1) pairs in graph order, encoder first."""
         return [(n, m) for n, m in self.named_modules() if isinstance(m, GDN1)]
 
-    @torch.no_grad()
-    def compress(self, x):
-        """The reference codec path: CompressAI's EntropyBottleneck coder (one string per image)."""
-        y = self._encoder(x)
-        return self._bottleneck.compress(y), tuple(y.shape[-2:])
-
-    @torch.no_grad()
-    def decompress(self, strings, latent_hw):
-        return self._decoder(self._bottleneck.decompress(strings, latent_hw)).clamp_(0, 1)
-
 
 def effective_gdn_params(gdn):
     """GDN1's stored parameters are re-parametrized; deployment needs the values actually applied."""
     with torch.no_grad():
         return gdn.gamma_reparam(gdn.gamma).clone(), gdn.beta_reparam(gdn.beta).clone()
+
+
+def fingerprint(model):
+    """SHA-256 over every tensor of the state dict (name, dtype, shape, bytes), keys sorted.
+
+    Covers the transforms and the entropy tables, so a bitstream can be tied to the exact model.
+    """
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        array = tensor.detach().cpu().contiguous().numpy()
+        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def entropy_tables(eb):
+    """The EntropyBottleneck's coding tables, as the torch-free runtime reads them."""
+    return EntropyTables(
+        eb._quantized_cdf.numpy(), eb._cdf_length.numpy(), eb._offset.numpy(), eb.quantiles[:, 0, 1].detach().numpy()
+    )

@@ -25,3 +25,15 @@ def export_dir(tmp_path_factory):
 def _cache(tmp_path, monkeypatch):
     """Exports made on first use go to a per-test cache, never to the user's."""
     monkeypatch.setenv("ROI_TRT_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="session")
+def photo():
+    """A real photo, 1024 x 1024 (the bundled astronaut, mirrored and stacked)."""
+    import numpy as np
+
+    from roi_trt.imageio import load_rgb
+    from roi_trt.samples import sample_photos
+
+    rgb, _ = load_rgb(sample_photos()[0])
+    return np.concatenate([np.concatenate([rgb, rgb[:, ::-1]], axis=1)] * 2, axis=0)

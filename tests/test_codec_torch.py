@@ -5,7 +5,7 @@ import pytest
 
 from helpers import make_model, save
 from roi_trt.codec import open_codec
-from roi_trt.errors import BackendError, ModelMismatchError
+from roi_trt.errors import ModelError, ModelMismatchError
 from roi_trt.imageio import load_rgb
 from roi_trt.samples import sample_photos
 
@@ -21,7 +21,7 @@ def test_torch_and_onnxruntime_streams_interchange(checkpoints):
     rgb = rgb[:200, :300]
     via_torch = open_codec(checkpoints[0], backend="torch")
     via_ort = open_codec(checkpoints[0], backend="onnxruntime")  # exported into the cache on first use
-    assert via_torch.fingerprint == via_ort.fingerprint
+    assert via_torch.model.fingerprint == via_ort.model.fingerprint
     stream_t, _ = via_torch.encode(rgb)
     stream_o, _ = via_ort.encode(rgb)
     assert abs(len(stream_t) - len(stream_o)) <= 16  # a rare symbol may flip at a rounding boundary
@@ -37,6 +37,6 @@ def test_a_different_model_is_refused(checkpoints):
         open_codec(checkpoints[1], backend="torch").decode(stream)
 
 
-def test_torch_backend_needs_a_checkpoint(tmp_path):
-    with pytest.raises(BackendError, match="needs a checkpoint"):
-        open_codec(str(tmp_path), backend="torch")
+def test_torch_backend_needs_a_checkpoint(export_dir):
+    with pytest.raises(ModelError, match="needs a checkpoint"):
+        open_codec(export_dir, backend="torch")

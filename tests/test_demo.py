@@ -7,7 +7,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from roi_trt.cli import main
-from roi_trt.demo import DEMO_CHECKPOINT, run_demo
+from roi_trt.demo import run_demo
+from roi_trt.store import DEMO_CHECKPOINT
 from roi_trt.samples import sample_photos
 
 

@@ -6,7 +6,7 @@ import torch
 
 from helpers import make_model
 from roi_trt.entropy import decode_latent, encode_latent
-from roi_trt.export import entropy_tables
+from roi_trt.model import entropy_tables
 from roi_trt.imageio import load_rgb, pad_to_multiple, to_nchw
 from roi_trt.samples import sample_photos
 

@@ -19,8 +19,7 @@ def test_onnxruntime_cuda_decodes_cpu_streams(export_dir):
     gpu = open_codec(export_dir, backend="onnxruntime")
     assert gpu.backend.device == "cuda"
     stream, _ = gpu.encode(rgb)
-    cpu = open_codec(export_dir, backend="onnxruntime")
-    cpu.backend._decoder.set_providers(["CPUExecutionProvider"])
+    cpu = open_codec(export_dir, backend="onnxruntime", device="cpu")
     a, _ = gpu.decode(stream)
     b, _ = cpu.decode(stream)
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 1

@@ -1,6 +1,7 @@
-"""Runtime backends behind one small interface (`Backend`); each imports its runtime lazily."""
+"""Runtime backends behind one contract (`base.Backend`); each imports its runtime lazily."""
 
 from ..errors import BackendError
+from .base import PARTS
 
 BACKENDS = ("onnxruntime", "torch")
 
@@ -14,3 +15,8 @@ def backend_class(name):
     else:
         raise BackendError("unknown backend {!r} (choose from {})".format(name, ", ".join(BACKENDS)))
     return cls
+
+
+def open_backend(model, name="auto", parts=PARTS, threads=None, device=None):
+    """A backend for a resolved model; `auto` is ONNX Runtime (CUDA where onnxruntime-gpu finds a GPU)."""
+    return backend_class("onnxruntime" if name == "auto" else name)(model, parts=parts, threads=threads, device=device)

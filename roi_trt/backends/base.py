@@ -1,24 +1,102 @@
-"""The backend interface: the two transforms, numpy in and out (host memory on both sides)."""
+"""The backend contract: the two transforms of one resolved model, numpy in and out (host memory).
+
+Every backend is built the same way, `Backend(model, parts, threads, device)` from a `store.ResolvedModel`,
+loads only the parts it is asked for (a camera needs the encoder, a server the decoder), checks its
+inputs before running them (so one bad image fails alone and a batch goes on), and is closed with
+`close()` or a `with` block.
+"""
+
+import numpy as np
+
+from ..errors import BackendError
+
+PARTS = ("encoder", "decoder")
 
 
 class Backend(object):
     """Runs the analysis and synthesis transforms of one model.
 
     Arrays are float32 NCHW in host memory, so timings of `analysis`/`synthesis` include any
-    host<->device copies, as the paper's protocol requires.
+    host<->device copies, as the paper's protocol requires. Subclasses implement `_load(part)` and
+    `_run(part, array)`, and may narrow `shapes(part)`.
     """
 
     name = "base"
+
+    def __init__(self, model, parts=PARTS, threads=None, device=None):
+        unknown = [p for p in parts if p not in PARTS]
+        if unknown or not parts:
+            raise BackendError("parts must be among {}, got {}".format(", ".join(PARTS), ", ".join(parts) or "none"))
+        self.model, self.parts = model, tuple(parts)
+        self._parts, self.closed = {}, False
+        try:
+            for part in self.parts:
+                self._parts[part] = self._load(part)
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def device(self):
         """Human-readable execution device (for reports)."""
         raise NotImplementedError
 
+    def _load(self, part):
+        raise NotImplementedError
+
+    def _run(self, part, array):
+        raise NotImplementedError
+
+    def _release(self, handle):
+        """Free what `_load` made; the default drops the reference."""
+
+    def close(self):
+        for handle in self._parts.values():
+            self._release(handle)
+        self._parts, self.closed = {}, True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
     def analysis(self, x):
         """image [B, 3, H, W] in [0, 1] (H, W multiples of the downsampling) -> latent [B, N, H/d, W/d]."""
-        raise NotImplementedError
+        return self._checked("encoder", x, 3)
 
     def synthesis(self, y_hat):
         """dequantized latent [B, N, h, w] -> image [B, 3, h*d, w*d] in [0, 1]."""
-        raise NotImplementedError
+        return self._checked("decoder", y_hat, self.model.N)
+
+    def fixed_shape(self, part):
+        """(batch, height, width) of the part's input where the model fixes it, else None."""
+        shape = self.model.fixed_shape
+        if shape is None or part == "encoder":
+            return shape
+        d = self.model.downsampling
+        return shape[0], shape[1] // d, shape[2] // d
+
+    def _checked(self, part, array, channels):
+        if self.closed:
+            raise BackendError("this {} backend is closed".format(self.name))
+        if part not in self._parts:
+            raise BackendError("this {} backend was opened without the {} (parts: {})".format(
+                self.name, part, ", ".join(self.parts)))
+        if not isinstance(array, np.ndarray) or array.dtype != np.float32:
+            raise BackendError("{} input must be a float32 numpy array, got {}".format(
+                part, getattr(array, "dtype", type(array).__name__)))
+        if array.ndim != 4 or array.shape[1] != channels:
+            raise BackendError("{} input must be NCHW with {} channels, got shape {}".format(
+                part, channels, "x".join(str(s) for s in array.shape)))
+        batch, _, height, width = array.shape
+        if part == "encoder":
+            d = self.model.downsampling
+            if height % d or width % d or not height or not width:
+                raise BackendError("encoder input {}x{} is not a multiple of {} (pad it first)".format(width, height, d))
+        fixed = self.fixed_shape(part)
+        if fixed is not None and (batch, height, width) != tuple(fixed):
+            raise BackendError(
+                "this model is fixed to {} input {}x{}x{} (batch x height x width), got {}x{}x{}: "
+                "resize with --size or export without --fixed-shape".format(part, *(tuple(fixed) + (batch, height, width))))
+        return self._run(part, np.ascontiguousarray(array))

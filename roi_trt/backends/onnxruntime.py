@@ -1,9 +1,8 @@
-"""ONNX Runtime backend: CUDA when onnxruntime-gpu finds a GPU, else CPU."""
-
-import os
+"""ONNX Runtime backend: CUDA when onnxruntime-gpu finds a GPU (or `device="cuda"` asks for it), else CPU."""
 
 from ..errors import BackendError
-from .base import Backend
+from ..optional import require
+from .base import PARTS, Backend
 
 
 def _cuda_fp32(ort):
@@ -15,45 +14,37 @@ def _cuda_fp32(ort):
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
-    def __init__(self, export_dir, manifest, threads=None, providers=None):
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise BackendError("the onnxruntime backend needs: pip install onnxruntime") from None
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = int(threads)
-        options.log_severity_level = 3
+    def __init__(self, model, parts=PARTS, threads=None, device=None):
+        ort = self._ort = require("onnxruntime", "the onnxruntime backend")
         available = ort.get_available_providers()
-        self.providers = providers or [
-            _cuda_fp32(ort) if p == "CUDAExecutionProvider" else p
-            for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
-            if p in available
-        ]
-        files = manifest["files"]
-        self.variant, self._encoder = self._session(ort, export_dir, files, "encoder", options)
-        _, self._decoder = self._session(ort, export_dir, files, "decoder", options)
+        if device not in (None, "auto", "cpu", "cuda"):
+            raise BackendError("onnxruntime runs on cpu or cuda, not {!r}".format(device))
+        if device == "cuda" and "CUDAExecutionProvider" not in available:
+            raise BackendError("this onnxruntime has no CUDA provider (pip install onnxruntime-gpu)")
+        wanted = ("CPUExecutionProvider",) if device == "cpu" else ("CUDAExecutionProvider", "CPUExecutionProvider")
+        self.providers = [_cuda_fp32(ort) if p == "CUDAExecutionProvider" else p for p in wanted if p in available]
+        self.options = ort.SessionOptions()
+        if threads:
+            self.options.intra_op_num_threads = int(threads)
+        self.options.log_severity_level = 3
+        super(OnnxRuntimeBackend, self).__init__(model, parts, threads, device)
 
-    def _session(self, ort, export_dir, files, part, options):
-        """The custom-op file where this ONNX Runtime inlines local functions, else the standard-ops file.
+    def _load(self, part):
+        path = self.model.onnx_file(part, "onnxruntime", self._ort.__version__)
+        try:
+            session = self._ort.InferenceSession(path, self.options, providers=self.providers)
+        except Exception as exc:  # ONNX Runtime raises its own exception types per failure
+            raise BackendError("onnxruntime cannot load {}: {}".format(path, str(exc).strip().splitlines()[0])) from None
+        return session, session.get_inputs()[0].name
 
-        ONNX Runtime 1.10 (the last for Python 3.6, i.e. JetPack 4.6) rejects GDN1 as an unknown op.
-        """
-        errors = []
-        for variant, key in (("custom-op", part), ("standard-ops", part + "_std")):
-            path = os.path.join(export_dir, files[key]["path"])
-            try:
-                return variant, ort.InferenceSession(path, options, providers=self.providers)
-            except Exception as exc:  # ONNX Runtime raises its own exception types per failure
-                errors.append("{}: {}".format(os.path.basename(path), str(exc).strip().splitlines()[0]))
-        raise BackendError("onnxruntime cannot load the model: " + "; ".join(errors))
+    def _run(self, part, array):
+        session, input_name = self._parts[part]
+        try:
+            return session.run(None, {input_name: array})[0]
+        except Exception as exc:  # e.g. out of memory: this input fails, the next may run
+            raise BackendError("onnxruntime failed on the {}: {}".format(part, str(exc).strip().splitlines()[0])) from None
 
     @property
     def device(self):
-        return "cuda" if self._encoder.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
-
-    def analysis(self, x):
-        return self._encoder.run(None, {"image": x})[0]
-
-    def synthesis(self, y_hat):
-        return self._decoder.run(None, {"latent_hat": y_hat})[0]
+        session = next(iter(self._parts.values()))[0]
+        return "cuda" if session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"

@@ -1,8 +1,7 @@
 """PyTorch eager backend: the reference implementation, for comparisons and for machines without ONNX Runtime."""
 
-import numpy as np
-
-from .base import Backend
+from ..optional import require
+from .base import PARTS, Backend
 
 
 def strict_fp32(torch):
@@ -14,29 +13,26 @@ def strict_fp32(torch):
 class TorchBackend(Backend):
     name = "torch"
 
-    def __init__(self, model, device="cpu", threads=None):
-        import torch
-
-        self._torch = torch
+    def __init__(self, model, parts=PARTS, threads=None, device=None):
+        torch = self._torch = require("torch", "the torch backend")
         if threads:
             torch.set_num_threads(int(threads))
-        self._device = torch.device(device)
+        self._device = torch.device(device or "cpu")
         if self._device.type == "cuda":
             strict_fp32(torch)
-        self.model = model.to(self._device).eval()
+        self._net = model.torch_model()
+        super(TorchBackend, self).__init__(model, parts, threads, device)
+
+    def _load(self, part):
+        module = self._net._encoder if part == "encoder" else self._net._decoder
+        return module.to(self._device).eval()
 
     @property
     def device(self):
         return str(self._device)
 
-    def _run(self, module, array):
+    def _run(self, part, array):
         torch = self._torch
         with torch.no_grad():
-            out = module(torch.from_numpy(np.ascontiguousarray(array)).to(self._device))
+            out = self._parts[part](torch.from_numpy(array).to(self._device))
             return out.cpu().numpy()  # synchronizes, so timings include the device work and the copy back
-
-    def analysis(self, x):
-        return self._run(self.model._encoder, x)
-
-    def synthesis(self, y_hat):
-        return self._run(self.model._decoder, y_hat)

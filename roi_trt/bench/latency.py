@@ -15,7 +15,6 @@ import numpy as np
 from ..errors import RoiTrtError
 from ..fileio import atomic_output
 from ..imageio import load_rgb, resize
-from ..manifest import read_manifest
 from .stats import summarize, time_calls
 
 # The CSV schema (documented in the README); columns are only ever appended.
@@ -111,8 +110,8 @@ def measure(methods, images, repeats, warmup=1, budget_s=None, progress=None):
     return rows, complete
 
 
-def write_csv(path, rows, env, complete):
-    with atomic_output(path) as tmp:
+def write_csv(path, rows, env, complete, replace=True):
+    with atomic_output(path, replace) as tmp:
         with open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=FIELDS)
             writer.writeheader()
@@ -137,77 +136,26 @@ def read_csv(path):
     return rows
 
 
-def _random_model(config):
-    """Random-initialised weights of a paper configuration: same latency as trained ones, meaningless bpp."""
-    import torch
-
-    from ..model import RoiAutoencoder
-
-    N, M = (int(v) for v in config.split("-"))
-    torch.manual_seed(0)
-    model = RoiAutoencoder(N, M).eval()
-    model._bottleneck.update(force=True)
-    return model
-
-
-def build_methods(models, backends, codecs, qualities, threads=None, device="cpu"):
-    """-> (methods, notes). MODELS entries: a paper configuration ("256-2": random weights, latency only),
-    "demo" (the shipped checkpoint), a checkpoint file or an export directory."""
-    from ..codec import cached_export, export_in_cache, open_codec
-    from ..demo import DEMO_CHECKPOINT
+def build_methods(models, backends, codecs, qualities, threads=None, device=None):
+    """-> (methods, notes). MODELS entries are what `store.resolve` takes; a method that cannot run here
+    (a backend or dependency missing) is skipped with a note, the others still run."""
+    from ..backends import open_backend
+    from ..codec import Codec
+    from ..store import resolve
+    from .methods import PaperTorchMethod, PillowCodecMethod, RoiCodecMethod
 
     methods, notes = [], []
     for entry in models:
-        if entry == "demo":
-            source, config = DEMO_CHECKPOINT, None
-        elif os.path.exists(entry):
-            source, config = entry, None
-        elif len(entry.split("-")) == 2 and all(v.isdigit() for v in entry.split("-")):
-            source, config = None, entry
-        else:
-            raise ValueError("model {!r}: not a file, directory, 'demo' or N-M configuration".format(entry))
-        model = export_dir = None
-        if source is None:
-            model = _random_model(config)
-        elif os.path.isfile(source):
-            from ..checkpoint import load_checkpoint
-
-            model, _ = load_checkpoint(source)
-        else:
-            export_dir = source
-        if config is None and model is not None:
-            config = "{}-{}".format(model.N, model.M)
-        elif config is None:
-            manifest = read_manifest(export_dir)
-            config = "{}-{}".format(manifest["N"], manifest["M"])
+        model = resolve(entry)
         for backend in backends:
             try:
                 if backend == "torch":
-                    if model is None:
-                        notes.append("{}: torch needs a checkpoint, skipped".format(entry))
-                        continue
-                    if threads:
-                        import torch
-
-                        torch.set_num_threads(threads)
-                    from .methods import PaperTorchMethod
-
-                    methods.append(PaperTorchMethod(model, config, device=device))
+                    methods.append(PaperTorchMethod(model, device=device or "cpu", threads=threads))
                 else:
-                    if export_dir is None and source is None:
-                        from ..checkpoint import CheckpointInfo
-
-                        info = CheckpointInfo("random", "random", "none", "", model.N, model.M, "random")
-                        export_dir = export_in_cache("random-{}-seed0".format(config), lambda: (model, info))
-                    elif export_dir is None:
-                        export_dir = cached_export(source)
-                    from .methods import RoiCodecMethod
-
-                    methods.append(RoiCodecMethod(open_codec(export_dir, backend=backend, threads=threads), config))
-            except Exception as exc:  # an unavailable backend is reported, the others still run
-                notes.append("{} / {}: skipped ({})".format(entry, backend, str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
-    from .methods import PillowCodecMethod
-
+                    impl = open_backend(model, backend, threads=threads, device=device)
+                    methods.append(RoiCodecMethod(Codec(impl, model.entropy_tables())))
+            except RoiTrtError as exc:
+                notes.append("{} / {}: skipped ({})".format(entry, backend, exc))
     for codec in codecs:
         for quality in qualities:
             try:

@@ -12,6 +12,7 @@ import io
 import numpy as np
 
 from ..imageio import pad_to_multiple, to_nchw
+from ..optional import require
 
 
 class Method(object):
@@ -29,11 +30,15 @@ class Method(object):
         raise NotImplementedError
 
 
+def _config(model):
+    return "{}-{}".format(model.N, model.M)
+
+
 class RoiCodecMethod(Method):
     method = "roi-codec"
 
-    def __init__(self, codec, config):
-        self.codec, self.config = codec, config
+    def __init__(self, codec):
+        self.codec, self.config = codec, _config(codec.model)
         self.backend, self.device = codec.backend.name, codec.backend.device
 
     def prepare(self, rgb):
@@ -53,17 +58,19 @@ class PaperTorchMethod(Method):
     method = "roi-codec"
     backend = "torch-compressai"
 
-    def __init__(self, model, config, device="cpu"):
-        import torch
-
-        self.torch, self.config = torch, config
+    def __init__(self, model, device="cpu", threads=None):
+        """`model`: a resolved model (store.resolve) that has torch weights."""
+        torch = self.torch = require("torch", "the paper's torch pipeline")
+        if threads:
+            torch.set_num_threads(threads)
         self._device = torch.device(device)
         self.device = str(self._device)
         if self._device.type == "cuda":
             from ..backends.torch import strict_fp32
 
             strict_fp32(torch)
-        self.model = model.to(self._device).eval()
+        self.model = model.torch_model().to(self._device).eval()
+        self.config = _config(self.model)
 
     def prepare(self, rgb):
         return self.torch.from_numpy(to_nchw(rgb)).to(self._device)

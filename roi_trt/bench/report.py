@@ -68,7 +68,7 @@ def table(rows, paper=None):
     return lines
 
 
-def plot(rows, path):
+def plot(rows, path, replace=True):
     """Log-scale mean latency with one-std error bars; codecs left, our configurations right; one panel per stage."""
     import matplotlib
 
@@ -94,5 +94,5 @@ def plot(rows, path):
         ax.grid(axis="y", which="both", alpha=0.3)
         ax.set_title("{} ({})".format(stage, ", ".join(sorted({r["device"] for r in here}))), fontsize=9)
     fig.tight_layout()
-    save_png(fig, path)
+    save_png(fig, path, replace)
     plt.close(fig)

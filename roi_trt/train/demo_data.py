@@ -14,8 +14,8 @@ import os
 import shutil
 
 from ..imageio import load_rgb
+from ..store import DATA_DIR
 
-DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
 ANNOTATIONS = os.path.join(DATA_DIR, "demo_annotations.odgt")
 # (ID, package, path inside the package)
 PHOTOS = (

@@ -19,16 +19,3 @@ def other_model_export(export_dir, tmp_path):
     with open(path, "w") as f:
         json.dump(manifest, f)
     return copy
-
-
-@pytest.fixture(scope="session")
-def photo():
-    """A real photo, 1024 x 1024 (astronaut mirrored and stacked); under Python 3.6 its path comes from
-    ROI_TRT_TEST_PHOTO, since scikit-image is not installed there."""
-    import numpy as np
-
-    from roi_trt.imageio import load_rgb
-    from roi_trt.samples import sample_photos
-
-    rgb, _ = load_rgb(os.environ.get("ROI_TRT_TEST_PHOTO") or sample_photos()[0])
-    return np.concatenate([np.concatenate([rgb, rgb[:, ::-1]], axis=1)] * 2, axis=0)

@@ -168,7 +168,7 @@ def test_cli_encode_decode(export_dir, photo, tmp_path):
 
     result = runner.invoke(main, ["decode", str(tmp_path / "roi" / "*.roi"), "-m", export_dir, "-o", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
-    assert Image.open(str(tmp_path / "out" / "img1.png")).size == (47, 33)
+    assert Image.open(str(tmp_path / "out" / "img1.decoded.png")).size == (47, 33)
     assert "decoded 2/2 files" in result.output
 
     # one input: OUT with an extension is the file, without one a directory
@@ -196,4 +196,4 @@ def test_cli_subprocess_errors_are_one_line(export_dir, tmp_path):
         [sys.executable, "-m", "roi_trt.cli", "encode", str(tmp_path / "x.png"), "-m", str(tmp_path / "nope")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
     )
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr and "no such model" in proc.stderr

@@ -5,7 +5,7 @@ import pytest
 
 from roi_trt import _rans
 from roi_trt.entropy import decode_symbols, encode_symbols
-from roi_trt.errors import BitstreamError, ModelMismatchError, RoiTrtError
+from roi_trt.errors import BitstreamError, ModelError, RoiTrtError
 from roi_trt.manifest import EntropyTables
 
 
@@ -52,7 +52,7 @@ def test_invalid_tables_are_rejected():
     tables = random_tables(np.random.default_rng(3))
     bad = tables.quantized_cdf.copy()
     bad[0, 1] = bad[0, 0]  # zero frequency
-    with pytest.raises(ModelMismatchError):
+    with pytest.raises(ModelError):
         EntropyTables(bad, tables.cdf_length, tables.offset, tables.medians)
     with pytest.raises(ValueError, match="strictly increasing"):
         _rans.encode(np.zeros(4, np.int32), np.zeros(4, np.int32), bad, tables.cdf_length, tables.offset, bad.shape[1])

@@ -1,4 +1,4 @@
-"""ONNX graphs of the analysis and synthesis transforms, emitted from the weights.
+"""ONNX graphs of the analysis and synthesis transforms, emitted from the torch model's weights.
 
 The architecture is fixed (reference.md §1), so the graph is written node by node instead of traced:
 dimensions stay symbolic, each GDN1 layer is exactly one custom node, and the output does not depend on
@@ -14,13 +14,9 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from .model import effective_gdn_params
+from .spec import GDN1_DOMAIN, GDN1_INVERSE, GDN1_OP, GDN1_PLUGIN_NAMESPACE, GDN1_PLUGIN_VERSION
 
-DOMAIN = "roi_trt"
-GDN_OP = "GDN1"
-PLUGIN_VERSION = "1"
-# IR 7 is the newest that TensorRT 8.2's parser and ONNX Runtime 1.10 were built for; local functions need IR 8.
-STANDARD_IR_VERSION = 7
-FUNCTION_IR_VERSION = 8
+FUNCTION_IR_VERSION = 8  # model-local functions need IR 8
 
 
 def gdn1_function(opset):
@@ -41,7 +37,7 @@ def gdn1_function(opset):
         [helper.make_tensor_value_info("y_forward", TensorProto.FLOAT, None)],
     )
     inverse_attr = helper.make_attribute_ref("value_int", onnx.AttributeProto.INT)
-    inverse_attr.ref_attr_name = "inverse"
+    inverse_attr.ref_attr_name = GDN1_INVERSE
     inverse_const = helper.make_node("Constant", [], ["inverse_int"])
     inverse_const.attribute.append(inverse_attr)
     nodes = [
@@ -54,13 +50,13 @@ def gdn1_function(opset):
         helper.make_node("If", ["is_inverse"], ["y"], then_branch=then_branch, else_branch=else_branch),
     ]
     return helper.make_function(
-        DOMAIN,
-        GDN_OP,
+        GDN1_DOMAIN,
+        GDN1_OP,
         inputs=["x", "gamma", "beta"],
         outputs=["y"],
         nodes=nodes,
         opset_imports=[helper.make_opsetid("", opset)],
-        attributes=["inverse"],
+        attributes=[GDN1_INVERSE],
     )
 
 
@@ -93,12 +89,12 @@ class _GraphBuilder:
         if isinstance(module, GDN1):
             gamma, beta = effective_gdn_params(module)
             return self.node(
-                GDN_OP,
+                GDN1_OP,
                 [x, self.weight(f"{name}.gamma", gamma.numpy()), self.weight(f"{name}.beta", beta.numpy())],
-                domain=DOMAIN,
-                inverse=int(module.inverse),
-                plugin_version=PLUGIN_VERSION,
-                plugin_namespace=DOMAIN,
+                domain=GDN1_DOMAIN,
+                plugin_version=GDN1_PLUGIN_VERSION,
+                plugin_namespace=GDN1_PLUGIN_NAMESPACE,
+                **{GDN1_INVERSE: int(module.inverse)},
             )
         if isinstance(module, nn.Sigmoid):
             return self.node("Sigmoid", [x])
@@ -149,7 +145,7 @@ def transform_models(model, opset, shape=None):
     for graph in graphs:
         proto = helper.make_model(
             graph,
-            opset_imports=[helper.make_opsetid("", opset), helper.make_opsetid(DOMAIN, 1)],
+            opset_imports=[helper.make_opsetid("", opset), helper.make_opsetid(GDN1_DOMAIN, 1)],
             functions=[gdn1_function(opset)],
             producer_name="roi-trt",
             ir_version=FUNCTION_IR_VERSION,
@@ -157,18 +153,3 @@ def transform_models(model, opset, shape=None):
         models.append(proto)
     return tuple(models)
 
-
-def standard_ops_model(proto):
-    """Inline the GDN1 functions and fold the constant `inverse` branches: plain ONNX for old runtimes."""
-    import onnxscript.optimizer
-    from onnx.inliner import inline_local_functions
-
-    inlined = inline_local_functions(proto)
-    # The limit must admit a 256x256 gamma so the Unsqueeze to a 1x1 conv weight folds away.
-    folded = onnxscript.optimizer.optimize(inlined, input_size_limit=1 << 20, output_size_limit=1 << 22)
-    del folded.functions[:]
-    keep = [o for o in folded.opset_import if o.domain in ("", "ai.onnx")]
-    del folded.opset_import[:]
-    folded.opset_import.extend(keep)
-    folded.ir_version = STANDARD_IR_VERSION
-    return folded

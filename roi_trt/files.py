@@ -1,0 +1,222 @@
+"""Batch file handling for `encode`/`decode`: naming, collisions, no-clobber, standard streams, summaries.
+
+The rules (also in the README):
+- Inputs are paths, globs and directories (non-recursive, by suffix), or `-` for standard input (alone).
+- Outputs go beside each input unless `-o` says otherwise: encode writes `<stem>.roi`, decode
+  `<stem>.decoded.png`, so a decoded image never takes the name of the photo it came from.
+- When two inputs would write one output (`a.jpg` and `a.png`), both outputs keep the input's whole
+  name (`a.jpg.roi`, `a.png.roi`); if they still collide (one name from two directories into one
+  `-o` directory) the batch is refused before any work.
+- `-o DIR` (an existing directory, a path without a suffix, or several inputs) puts the outputs there;
+  `-o FILE` (one input) writes that file in the format its suffix names; `-o -` writes standard output.
+- An input is never an output, even with `--force`. An existing output is left alone and reported as
+  skipped unless `--force`. Outputs appear atomically (see fileio).
+"""
+
+import glob
+import os
+import sys
+import time
+from collections import Counter, namedtuple
+
+from .errors import RoiTrtError, UsageError
+from .fileio import atomic_output
+
+STDIO = "-"
+# Decoded images: output suffix -> (Pillow format, save options). JPEG at 95 with full chroma and
+# lossless WebP add as little loss as possible to an already lossy image.
+IMAGE_FORMATS = {
+    ".png": ("PNG", {}),
+    ".jpg": ("JPEG", {"quality": 95, "subsampling": 0}),
+    ".jpeg": ("JPEG", {"quality": 95, "subsampling": 0}),
+    ".webp": ("WEBP", {"lossless": True}),
+    ".tif": ("TIFF", {}),
+    ".tiff": ("TIFF", {}),
+}
+
+Job = namedtuple("Job", "source target skip")  # skip: why this input will not be processed, or None
+
+
+def expand(patterns, suffixes):
+    """Files named by paths, globs and directories (non-recursive), in order, each file once."""
+    if STDIO in patterns:
+        if len(patterns) > 1:
+            raise UsageError("'-' (standard input) must be the only input")
+        return [STDIO]
+    found, seen = [], set()
+    for pattern in patterns:
+        if os.path.isdir(pattern):
+            names = sorted(os.path.join(pattern, n) for n in os.listdir(pattern) if n.lower().endswith(suffixes))
+        elif glob.has_magic(pattern):
+            names = sorted(glob.glob(pattern))
+        else:
+            names = [pattern]  # a missing file is reported as that file's failure
+        for name in names:
+            key = os.path.realpath(name)
+            if key not in seen:
+                seen.add(key)
+                found.append(name)
+    return found
+
+
+def _names_file(output):
+    """`-o` names one file (rather than a directory) when it is not a directory and has a suffix."""
+    return output not in (None, STDIO) and not os.path.isdir(output) and bool(os.path.splitext(output)[1])
+
+
+def plan(sources, output, suffix, force, file_suffixes):
+    """-> [Job]: where each input's output goes; refuses collisions before any work (UsageError).
+
+    `suffix` is appended to an input's stem (or whole name, on collision); `file_suffixes` are the
+    suffixes an `-o FILE` may have.
+    """
+    if not sources:
+        raise UsageError("no input files")
+    if output == STDIO and len(sources) != 1:
+        raise UsageError("-o - (standard output) takes exactly one input, got {}".format(len(sources)))
+    if sources == [STDIO] and output is None:
+        raise UsageError("reading standard input: give -o FILE, -o DIR or -o -")
+    if _names_file(output):
+        if len(sources) > 1:
+            raise UsageError("-o {} names one file but {} inputs were given: give a directory".format(output, len(sources)))
+        if os.path.splitext(output)[1].lower() not in file_suffixes:
+            raise UsageError("-o {}: unknown output suffix (use {})".format(output, ", ".join(file_suffixes)))
+        targets = [output]
+    elif output == STDIO:
+        targets = [STDIO]
+    else:
+        targets = _directory_targets(sources, output, suffix)
+    inputs = set(os.path.realpath(s) for s in sources if s != STDIO)
+    jobs = []
+    for source, target in zip(sources, targets):
+        skip = None
+        if target != STDIO and os.path.realpath(target) in inputs:
+            skip = "{} is an input: refusing to overwrite it".format(target)
+        elif target != STDIO and os.path.lexists(target) and not force:
+            skip = "{} exists (--force replaces it)".format(target)
+        jobs.append(Job(source, target, skip))
+    return jobs
+
+
+def _directory_targets(sources, output, suffix):
+    def target(source, whole_name):
+        name = os.path.basename(source if whole_name else os.path.splitext(source)[0]) + suffix
+        return os.path.join(output if output is not None else os.path.dirname(source), name)
+
+    def key(path):
+        return os.path.normcase(os.path.abspath(path))
+
+    short = [target(s, False) for s in sources]
+    counts = Counter(key(t) for t in short)
+    targets = [target(s, True) if counts[key(t)] > 1 else t for s, t in zip(sources, short)]
+    owner = {}
+    for source, t in zip(sources, targets):
+        if key(t) in owner:
+            raise UsageError("{} and {} would both write {}: process them separately or with -o FILE".format(
+                owner[key(t)], source, t))
+        owner[key(t)] = source
+    return targets
+
+
+def read_input(source):
+    """Bytes of a file or of standard input."""
+    if source == STDIO:
+        return sys.stdin.buffer.read()
+    try:
+        with open(source, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise RoiTrtError("{}: {}".format(source, exc.strerror)) from None
+
+
+def write_output(target, write, replace):
+    """Call write(binary file object) for standard output or an atomically published file."""
+    if target == STDIO:
+        write(sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return
+    with atomic_output(target, replace) as tmp:
+        with open(tmp, "wb") as f:
+            write(f)
+
+
+class Summary(object):
+    """What a batch did, counted truthfully: written, failed, skipped, and bits over all pixels."""
+
+    def __init__(self, verb, files):
+        self.verb, self.files = verb, files
+        self.ok = self.failed = self.skipped = 0
+        self.bits = self.pixels = 0
+        self.file_bpp = []
+        self.start = time.perf_counter()
+
+    def written(self, nbytes, pixels):
+        self.ok += 1
+        self.bits += 8 * nbytes
+        self.pixels += pixels
+        self.file_bpp.append(8.0 * nbytes / pixels)
+
+    def as_dict(self):
+        elapsed = time.perf_counter() - self.start
+        out = {"files": self.files, "ok": self.ok, "failed": self.failed, "skipped": self.skipped,
+               "seconds": round(elapsed, 3), "files_per_s": round(self.ok / elapsed, 3) if elapsed > 0 else None}
+        if self.pixels:
+            out.update(bits=self.bits, pixels=self.pixels, bpp=round(self.bits / float(self.pixels), 5),
+                       mean_file_bpp=round(sum(self.file_bpp) / len(self.file_bpp), 5))
+        return out
+
+    def line(self):
+        s = self.as_dict()
+        text = "{} {}/{} files".format(self.verb, s["ok"], s["files"])
+        if s["failed"] or s["skipped"]:
+            text += " ({} failed, {} skipped)".format(s["failed"], s["skipped"])
+        if self.pixels:
+            text += ", {} bpp over all pixels (per-file mean {})".format(s["bpp"], s["mean_file_bpp"])
+        return text + ", {} files/s".format(s["files_per_s"])
+
+    @property
+    def complete(self):
+        return self.ok == self.files
+
+
+def run_batch(jobs, work, summary, as_json=False, progress=False):
+    """Run work(job) -> row over the jobs; one input's failure is reported and the rest go on.
+
+    A row is a dict for --json with `_line` (the human-readable line) and `_pixels` (for bpp) popped
+    off; `bytes` counts toward the summary's bits. Messages go to stderr when standard output
+    carries data. Returns the summary.
+    """
+    import json
+
+    from tqdm import tqdm
+
+    data_on_stdout = any(job.target == STDIO for job in jobs)
+    out = sys.stderr if data_on_stdout else sys.stdout
+    with tqdm(jobs, unit="file", disable=not progress, leave=False, file=sys.stderr) as bar:
+        for job in bar:
+            if job.skip:
+                summary.skipped += 1
+                bar.write("skipped: " + job.skip, file=sys.stderr)
+                if as_json:
+                    print(json.dumps({"file": job.source, "skipped": job.skip}), file=out)
+                continue
+            try:
+                row = work(job)
+            except RoiTrtError as exc:
+                summary.failed += 1
+                message = str(exc) if str(exc).startswith(job.source) else "{}: {}".format(job.source, exc)
+                bar.write("error: " + message, file=sys.stderr)
+                if as_json:
+                    print(json.dumps({"file": job.source, "error": str(exc)}), file=out)
+                continue
+            line, pixels = row.pop("_line"), row.pop("_pixels")
+            summary.written(row["bytes"], pixels)
+            if as_json:
+                print(json.dumps(row), file=out)
+            else:
+                bar.write(line, file=out)
+    if as_json:
+        print(json.dumps({"summary": summary.as_dict()}), file=out)
+    else:
+        print(summary.line(), file=out)
+    return summary

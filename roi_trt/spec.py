@@ -1,0 +1,36 @@
+"""Model facts every side needs, torch-free (Python 3.6): the one home of each of them.
+
+The torch model, the ONNX graphs, the TensorRT plugin, the bitstream and the codec all import these
+instead of restating them.
+"""
+
+# CompressAI's rANS probability precision (bits); the entropy tables and the coder both use it.
+CDF_PRECISION = 16
+
+# The GDN1 layer as one ONNX node and one TensorRT plugin: `GDN1(x, gamma [C, C], beta [C])` with
+# integer attribute `inverse` (0: divide, 1: multiply). onnx-tensorrt looks the plugin up by op type,
+# `plugin_version` and `plugin_namespace`; the namespace is also the ONNX domain.
+GDN1_DOMAIN = "roi_trt"
+GDN1_OP = "GDN1"
+GDN1_PLUGIN_VERSION = "1"
+GDN1_PLUGIN_NAMESPACE = GDN1_DOMAIN
+GDN1_INVERSE = "inverse"
+
+# A stream names its model by the first bytes of the model's SHA-256 fingerprint.
+STREAM_FINGERPRINT_BYTES = 8
+
+
+def downsampling(M):
+    """Resolution factor of the transforms: every conv halves it, M hidden layers plus the first and last."""
+    return 2 ** (M + 2)
+
+
+def latent_size(height, width, M):
+    """Latent (h, w) of an image: it is padded up to multiples of the downsampling factor first."""
+    d = downsampling(M)
+    return -(-height // d), -(-width // d)
+
+
+def stream_fingerprint(fingerprint_hex):
+    """What a stream carries of a model's hex SHA-256 fingerprint."""
+    return bytes.fromhex(fingerprint_hex)[:STREAM_FINGERPRINT_BYTES]

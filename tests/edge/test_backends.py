@@ -1,0 +1,80 @@
+"""One conformance suite for every backend: built the same way from a resolved model, parts loaded on
+request, inputs checked with a clear error, closable, and agreeing with each other. A backend that
+cannot run here (its runtime or device absent) skips with the reason."""
+
+import numpy as np
+import pytest
+
+from roi_trt.backends import BACKENDS, open_backend
+from roi_trt.errors import BackendError, RoiTrtError
+from roi_trt.imageio import pad_to_multiple, to_nchw
+from roi_trt.store import resolve
+
+
+def opened(name, parts=("encoder", "decoder")):
+    try:
+        return open_backend(resolve("demo"), name, parts=parts)
+    except RoiTrtError as exc:  # a runtime missing here: say which and why
+        pytest.skip("{} backend unavailable here: {}".format(name, exc))
+
+
+@pytest.fixture(scope="module")
+def image(photo):
+    return pad_to_multiple(to_nchw(photo[:96, :128]), 16)
+
+
+@pytest.fixture(scope="module")
+def reference(image):
+    with open_backend(resolve("demo"), "onnxruntime") as backend:
+        latent = backend.analysis(image)
+        return latent, backend.synthesis(np.rint(latent))
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_backend_agrees_with_onnxruntime(name, image, reference):
+    with opened(name) as backend:
+        latent = backend.analysis(image)
+        assert latent.shape == (1, 128, 6, 8) and latent.dtype == np.float32
+        assert np.abs(latent - reference[0]).max() < 1e-3
+        decoded = backend.synthesis(np.rint(reference[0]))
+        assert decoded.shape == image.shape and np.abs(decoded - reference[1]).max() < 1e-3
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("bad, message", [
+    (lambda x: x.astype(np.float64), "float32"),
+    (lambda x: np.ascontiguousarray(x.transpose(0, 2, 3, 1)), "NCHW with 3 channels"),
+    (lambda x: x[..., :90, :], "not a multiple of 16"),
+    (lambda x: x[0], "NCHW with 3 channels"),
+    (lambda x: x.tolist(), "numpy array"),
+])
+def test_bad_inputs_get_a_clear_error_and_the_backend_goes_on(name, image, bad, message):
+    with opened(name) as backend:
+        with pytest.raises(BackendError, match=message):
+            backend.analysis(bad(image))
+        assert backend.analysis(image).shape == (1, 128, 6, 8)  # still usable
+        with pytest.raises(BackendError, match="NCHW with 128 channels"):
+            backend.synthesis(np.zeros((1, 64, 6, 8), np.float32))
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_parts_are_loaded_on_request(name, image):
+    with opened(name, parts=("encoder",)) as camera:
+        assert camera.parts == ("encoder",) and camera.analysis(image).shape[1] == 128
+        with pytest.raises(BackendError, match="opened without the decoder"):
+            camera.synthesis(np.zeros((1, 128, 6, 8), np.float32))
+    with opened(name, parts=("decoder",)) as server:
+        with pytest.raises(BackendError, match="opened without the encoder"):
+            server.analysis(image)
+    with pytest.raises(BackendError, match="parts must be among"):
+        open_backend(resolve("demo"), name, parts=("transmogrifier",))
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_close_releases_the_parts(name, image):
+    backend = opened(name)
+    with backend:
+        backend.analysis(image)
+    assert backend.closed
+    with pytest.raises(BackendError, match="closed"):
+        backend.analysis(image)

@@ -1,0 +1,224 @@
+"""The file rules of `encode`/`decode` (torch-free, Python 3.6): no input is ever overwritten, no two
+inputs share an output, existing outputs are kept unless --force, outputs take their suffix's format,
+standard streams work, and the summary counts the truth."""
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from roi_trt.cli import main
+
+# The CLI with torch unimportable: what an edge install (pip install . onnxruntime) runs.
+NO_TORCH = "import sys; sys.modules['torch'] = None; from roi_trt.cli import main; sys.exit(main())"
+
+
+def digest(path):
+    with open(str(path), "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def cli(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert "Traceback" not in result.output
+    return result
+
+
+@pytest.fixture()
+def photos(photo, tmp_path):
+    """a.png and a.jpg (the same stem) plus b.png, in one directory."""
+    d = tmp_path / "photos"
+    d.mkdir()
+    Image.fromarray(photo[:64, :96]).save(str(d / "a.png"))
+    Image.fromarray(photo[100:164, :96]).save(str(d / "a.jpg"), quality=95)
+    Image.fromarray(photo[:48, :48]).save(str(d / "b.png"))
+    return d
+
+
+def test_decode_next_to_the_originals_never_replaces_them(export_dir, photos):
+    before = {p.name: digest(p) for p in photos.iterdir()}
+    assert cli("encode", photos, "-m", export_dir).exit_code == 0
+    first = cli("decode", photos, "-m", export_dir)
+    assert first.exit_code == 0, first.output
+    assert {p.name: digest(p) for p in photos.iterdir() if p.name in before} == before
+    assert {"a.png.decoded.png", "a.jpg.decoded.png", "b.decoded.png"} <= set(os.listdir(str(photos)))
+    decoded = {p.name: digest(p) for p in photos.iterdir() if ".decoded." in p.name}
+
+    again = cli("decode", photos, "-m", export_dir)  # outputs exist: left alone, reported, non-zero exit
+    assert again.exit_code == 1
+    assert "decoded 0/3 files (0 failed, 3 skipped)" in again.output and "--force replaces it" in again.output
+    assert {p.name: digest(p) for p in photos.iterdir() if p.name in before} == before
+
+    (photos / "b.decoded.png").write_bytes(b"user edited this")
+    forced = cli("decode", photos, "-m", export_dir, "--force")
+    assert forced.exit_code == 0 and "decoded 3/3 files" in forced.output
+    assert {p.name: digest(p) for p in photos.iterdir() if ".decoded." in p.name} == decoded
+    assert {p.name: digest(p) for p in photos.iterdir() if p.name in before} == before
+    assert not [n for n in os.listdir(str(photos)) if n.endswith(".part")]
+
+
+def test_inputs_with_one_stem_keep_both_outputs(export_dir, photos, tmp_path):
+    result = cli("encode", photos / "a.png", photos / "a.jpg", photos / "b.png", "-m", export_dir, "-o", tmp_path / "out")
+    assert result.exit_code == 0 and "encoded 3/3 files" in result.output
+    assert sorted(os.listdir(str(tmp_path / "out"))) == ["a.jpg.roi", "a.png.roi", "b.roi"]
+    for name, source in (("a.png.roi", "a.png"), ("a.jpg.roi", "a.jpg")):  # each holds its own input's stream
+        assert cli("encode", photos / source, "-m", export_dir, "-o", tmp_path / "alone.roi", "--force").exit_code == 0
+        assert digest(tmp_path / "out" / name) == digest(tmp_path / "alone.roi")
+    assert digest(tmp_path / "out" / "a.png.roi") != digest(tmp_path / "out" / "a.jpg.roi")
+
+
+def test_one_name_from_two_directories_is_refused_before_any_work(export_dir, photos, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    Image.open(str(photos / "b.png")).save(str(other / "b.png"))
+    result = cli("encode", photos / "b.png", other / "b.png", "-m", export_dir, "-o", tmp_path / "out")
+    assert result.exit_code == 2 and "would both write" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_input_is_never_an_output(export_dir, photos, tmp_path):
+    before = digest(photos / "a.png")
+    refused = cli("encode", photos / "a.png", "-m", export_dir, "-o", photos / "a.png", "--force")
+    assert refused.exit_code == 2 and "unknown output suffix" in refused.output
+    stream = tmp_path / "s.png"  # a stream under an image's name, decoded onto itself
+    assert cli("encode", photos / "a.png", "-m", export_dir, "-o", tmp_path / "s.roi").exit_code == 0
+    os.rename(str(tmp_path / "s.roi"), str(stream))
+    kept = digest(stream)
+    result = cli("decode", stream, "-m", export_dir, "-o", stream, "--force")
+    assert result.exit_code == 1 and "is an input: refusing to overwrite it" in result.output
+    assert digest(stream) == kept and digest(photos / "a.png") == before
+
+
+def test_existing_output_needs_force(export_dir, photos, tmp_path):
+    target = tmp_path / "x.roi"
+    target.write_bytes(b"precious")
+    kept = cli("encode", photos / "b.png", "-m", export_dir, "-o", target)
+    assert kept.exit_code == 1 and "skipped" in kept.output and target.read_bytes() == b"precious"
+    replaced = cli("encode", photos / "b.png", "-m", export_dir, "-o", target, "--force")
+    assert replaced.exit_code == 0 and target.read_bytes()[:4] == b"ROIc"
+
+
+@pytest.mark.parametrize("suffix, pil_format", [(".png", "PNG"), (".jpg", "JPEG"), (".jpeg", "JPEG"), (".webp", "WEBP"),
+                                                (".tif", "TIFF"), (".TIFF", "TIFF")])
+def test_output_suffix_names_the_format(export_dir, photos, tmp_path, suffix, pil_format):
+    stream = tmp_path / "b.roi"
+    assert cli("encode", photos / "b.png", "-m", export_dir, "-o", stream).exit_code == 0
+    out = tmp_path / ("b" + suffix)
+    assert cli("decode", stream, "-m", export_dir, "-o", out).exit_code == 0
+    with Image.open(str(out)) as img:
+        assert img.format == pil_format and img.size == (48, 48)
+
+
+def test_unknown_output_suffixes_are_refused(export_dir, photos, tmp_path):
+    stream = tmp_path / "b.roi"
+    assert cli("encode", photos / "b.png", "-m", export_dir, "-o", stream).exit_code == 0
+    for args in (("decode", stream, "-o", tmp_path / "b.bmp"), ("encode", photos / "b.png", "-o", tmp_path / "b.bin")):
+        result = cli(*(args + ("-m", export_dir)))
+        assert result.exit_code == 2 and "unknown output suffix" in result.output
+    many = cli("encode", photos / "a.png", photos / "b.png", "-m", export_dir, "-o", tmp_path / "one.roi")
+    assert many.exit_code == 2 and "names one file but 2 inputs" in many.output
+
+
+def test_directory_outputs_take_the_format_option(export_dir, photos, tmp_path):
+    assert cli("encode", photos / "b.png", "-m", export_dir, "-o", tmp_path).exit_code == 0
+    assert cli("decode", tmp_path / "b.roi", "-m", export_dir, "--format", "webp").exit_code == 0
+    with Image.open(str(tmp_path / "b.decoded.webp")) as img:
+        assert img.format == "WEBP"
+
+
+def test_standard_input_and_output_pipe(export_dir, photos, tmp_path):
+    """cat a.png | roi-trt encode - -o - | roi-trt decode - -o a.png, with torch unimportable."""
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    with open(str(photos / "a.png"), "rb") as f:
+        encode = subprocess.run([sys.executable, "-c", NO_TORCH, "encode", "-", "-o", "-", "-m", export_dir],
+                                stdin=f, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert encode.returncode == 0, encode.stderr
+    assert encode.stdout[:4] == b"ROIc" and b"encoded 1/1" in encode.stderr
+    assert cli("encode", photos / "a.png", "-m", export_dir, "-o", tmp_path / "a.roi").exit_code == 0
+    assert (tmp_path / "a.roi").read_bytes() == encode.stdout
+
+    decode = subprocess.run([sys.executable, "-c", NO_TORCH, "decode", "-", "-o", "-", "-m", export_dir],
+                            input=encode.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert decode.returncode == 0, decode.stderr
+    assert cli("decode", tmp_path / "a.roi", "-m", export_dir, "-o", tmp_path / "a.png").exit_code == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(decode.stdout))),
+                                  np.asarray(Image.open(str(tmp_path / "a.png"))))
+
+    for args, message in (((photos / "a.png", photos / "b.png", "-o", "-"), "exactly one input"),
+                          (("-",), "reading standard input: give -o"),
+                          (("-", photos / "a.png", "-o", tmp_path), "must be the only input"),
+                          ((photos / "a.png", "-o", "-", "--json"), "both want standard output")):
+        result = cli(*(("encode",) + args + ("-m", export_dir)))
+        assert result.exit_code == 2 and message in result.output
+
+
+def test_default_model_runs_without_torch(photos, tmp_path):
+    """An edge install runs the shipped demo model: its export ships in the package."""
+    proc = subprocess.run([sys.executable, "-c", NO_TORCH, "encode", str(photos / "b.png"), "-o", str(tmp_path / "b.roi")],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    assert proc.returncode == 0, proc.stderr
+    proc = subprocess.run([sys.executable, "-c", NO_TORCH, "decode", str(tmp_path / "b.roi"), "--json"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.splitlines()[0])["output"] == str(tmp_path / "b.decoded.png")
+
+
+@pytest.mark.parametrize("command", [["info", "{ckpt}"], ["export"], ["train", "--demo-data", "-o", "{tmp}"],
+                                     ["encode", "{img}", "--backend", "torch"],
+                                     ["bench", "latency", "{img}", "--models", "demo", "--backends", "torch",
+                                      "--codecs", "", "-o", "{tmp}/l.csv"]])
+def test_commands_that_need_torch_say_so_in_one_line(photos, tmp_path, command):
+    from roi_trt.store import DEMO_CHECKPOINT
+
+    args = [a.format(ckpt=DEMO_CHECKPOINT, tmp=tmp_path, img=photos / "b.png") for a in command]
+    proc = subprocess.run([sys.executable, "-c", NO_TORCH] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True)
+    text = proc.stdout + proc.stderr
+    assert "Traceback" not in text and "pip install 'roi-trt[torch]'" in text, text
+    assert proc.returncode != 0 or command[0] == "bench"  # the harness skips the method and says why
+    if command[0] == "bench":
+        assert "nothing to measure" in text and proc.returncode == 1
+
+
+def test_summary_counts_bits_over_all_pixels(export_dir, photos, tmp_path):
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(str(photos / "tiny.png"))  # header-dominated bpp
+    result = cli("encode", photos / "a.png", photos / "tiny.png", "-m", export_dir, "-o", tmp_path, "--json")
+    rows = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    files, summary = rows[:-1], rows[-1]["summary"]
+    total = sum(8 * r["bytes"] for r in files) / float(sum(r["width"] * r["height"] for r in files))
+    assert summary["bpp"] == pytest.approx(total, abs=1e-5) and summary["bits"] == sum(8 * r["bytes"] for r in files)
+    assert summary["mean_file_bpp"] == pytest.approx(np.mean([r["bpp"] for r in files]), abs=1e-4)
+    assert summary["mean_file_bpp"] > 5 * summary["bpp"]  # the tiny file dominates a per-file mean
+
+
+def test_progress_bar_only_when_asked_or_on_a_terminal(export_dir, photos, tmp_path):
+    quiet = subprocess.run([sys.executable, "-c", NO_TORCH, "encode", str(photos), "-m", export_dir, "-o", str(tmp_path / "q")],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    assert quiet.returncode == 0 and "file/s" not in quiet.stderr
+    loud = subprocess.run([sys.executable, "-c", NO_TORCH, "encode", str(photos), "-m", export_dir, "-o", str(tmp_path / "l"),
+                           "--progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    assert loud.returncode == 0 and "0/3 [" in loud.stderr and "file/s" in loud.stderr
+
+
+def test_every_option_has_help():
+    import click
+
+    def commands(group, prefix):
+        for name, command in group.commands.items():
+            yield prefix + [name], command
+            if isinstance(command, click.Group):
+                for item in commands(command, prefix + [name]):
+                    yield item
+
+    for path, command in commands(main, []):
+        assert command.help, path
+        for param in command.params:
+            if isinstance(param, click.Option) and param.name != "help":
+                assert param.help, "{} {}".format(" ".join(path), param.opts)
