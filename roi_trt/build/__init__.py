@@ -1,0 +1,1 @@
+"""Building TensorRT engines: the GDN1 plugin library and its loader (torch-free, Python 3.6)."""
