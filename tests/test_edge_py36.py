@@ -38,7 +38,8 @@ def import_all(python, cwd):
     code = ("import importlib, sys; sys.modules['torch'] = None\n"
             "for name in sys.argv[1:]: importlib.import_module(name)\n"
             "print(sorted(m for m in ('torch', 'torchvision', 'compressai') if sys.modules.get(m)))")
-    return run([python, "-c", code] + edge_modules(), cwd=cwd).strip()
+    importable = [m for m in edge_modules() if not m.endswith("__main__")]  # that one runs the CLI
+    return run([python, "-c", code] + importable, cwd=cwd).strip()
 
 
 def find_python36():

@@ -1,0 +1,49 @@
+"""The `roi-trt` command line: thin commands over the library, one module per topic. Heavy modules
+(torch, onnx, TensorRT) are imported inside commands only, and a missing optional one is reported in
+one line with its install command."""
+
+import warnings
+
+import click
+
+from .. import __version__
+from ..errors import RoiTrtError, UsageError
+from ..optional import PACKAGES, missing
+from . import bench, codec, models, train
+
+# compressai's import triggers a torch deprecation warning that says nothing to a CLI user.
+warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+
+
+class _UsageError(click.ClickException):
+    exit_code = 2
+
+
+class _Group(click.Group):
+    """Turn user-facing errors into one line on stderr and a non-zero exit, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:
+            raise _UsageError(str(exc)) from None
+        except RoiTrtError as exc:
+            raise click.ClickException(str(exc)) from None
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] not in PACKAGES:
+                raise
+            raise click.ClickException(str(missing(exc.name, "roi-trt " + " ".join(ctx.protected_args)))) from None
+        except OSError as exc:  # unwritable output directory, full disk, ...
+            where = "{}: ".format(exc.filename) if exc.filename else ""
+            raise click.ClickException(where + (exc.strerror or str(exc))) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="roi-trt")
+def main():
+    """Deploy anonymizing learned image compression: export, build, encode, decode, benchmark."""
+
+
+for module in (models, train, codec, bench):
+    for command in module.COMMANDS:
+        main.add_command(command)

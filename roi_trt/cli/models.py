@@ -1,0 +1,98 @@
+"""Commands about models: describe one, export a checkpoint."""
+
+import os
+
+import click
+
+from .options import shape_option_value, trust_option
+
+
+@click.command()
+@click.argument("model", required=False)
+@trust_option
+def info(model, trust_pickle):
+    """Describe MODEL: the shipped demo [default], an export directory or a checkpoint."""
+    from ..store import resolve
+
+    resolved = resolve(model, trust_pickle=trust_pickle)
+    checkpoint = resolved.kind == "checkpoint" or bool(resolved.checkpoint and _importable("torch"))
+    if checkpoint:
+        resolved.torch_model()  # fails before anything is printed
+    click.echo("model:           {} ({})".format(resolved.label, resolved.kind))
+    if checkpoint:
+        _checkpoint_info(resolved)
+    if resolved.kind != "checkpoint" or resolved.has_export():
+        _export_info(resolved)
+
+
+def _importable(name):
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ValueError:  # blocked in sys.modules
+        return False
+
+
+def _checkpoint_info(resolved):
+    from ..checkpoint import parameter_counts
+
+    model, ckpt = resolved.torch_model(), resolved.checkpoint_info()
+    d = model.downsampling
+    click.echo("checkpoint:      {}".format(ckpt.path))
+    click.echo("format:          {}, {} serialization".format(ckpt.format, ckpt.serialization))
+    click.echo("N, M:            {}, {} ({})".format(ckpt.N, ckpt.M, ckpt.nm_source))
+    click.echo("latent channels: {}".format(ckpt.N))
+    click.echo("downsampling:    {}x (latent of a 512x512 image: {}x{})".format(d, 512 // d, 512 // d))
+    for part, n in parameter_counts(model).items():
+        click.echo("parameters ({}): {:,}".format(part, n))
+
+
+def _export_info(resolved):
+    manifest = resolved.manifest()
+    shape = manifest["shape"]
+    click.echo("export:          {}".format(resolved.export_dir()))
+    click.echo("N, M:            {}, {} (downsampling {}x)".format(manifest["N"], manifest["M"], manifest["downsampling"]))
+    click.echo("input shape:     {}".format("any (multiples of {})".format(manifest["downsampling"]) if shape is None
+                                            else "fixed {batch}x3x{height}x{width}".format(**shape)))
+    click.echo("opset:           {}".format(manifest["opset"]))
+    click.echo("fingerprint:     {}".format(manifest["fingerprint"]))
+    for runtime, rules in sorted(manifest["runtimes"].items()):
+        click.echo("{:<17}{}".format(runtime + ":", ", ".join("{} from {}".format(v, m) for m, v in rules)))
+    rows = manifest["verification"]
+    click.echo("verified:        latent error {:.2e} (PyTorch fp32 {:.2e}), image error {:.2e} (PyTorch fp32 {:.2e}), "
+               "symbols equal >= {:.4%}".format(
+                   max(r["latent_max_abs_diff"] for r in rows), max(r["torch_fp32_latent_max_abs_diff"] for r in rows),
+                   max(r["image_max_abs_diff"] for r in rows), max(r["torch_fp32_image_max_abs_diff"] for r in rows),
+                   min(r["symbol_agreement"] for r in rows)))
+    click.echo("made with:       " + ", ".join("{} {}".format(k, v) for k, v in sorted(manifest["tools"].items())))
+
+
+@click.command()
+@click.argument("checkpoint", required=False, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(file_okay=False), help="Export directory [default: export/<checkpoint name>].")
+@click.option("--opset", type=int, default=None, help="ONNX opset [default: 13, the highest TensorRT 8.2 parses].")
+@click.option("--fixed-shape", callback=shape_option_value, help="Fix every dimension, BATCHxHEIGHTxWIDTH (e.g. 1x512x512).")
+@trust_option
+def export(checkpoint, output, opset, fixed_shape, trust_pickle):
+    """Export CHECKPOINT [default: the shipped demo's] to ONNX (GDN1 as a custom op), verified against PyTorch."""
+    from ..checkpoint import load_checkpoint
+    from ..export import DEFAULT_OPSET, export_model
+    from ..store import DEMO_CHECKPOINT
+
+    path = checkpoint or DEMO_CHECKPOINT
+    model, ckpt = load_checkpoint(path, trust=trust_pickle)
+    output = output or os.path.join("export", os.path.splitext(os.path.basename(path))[0])
+    manifest = export_model(model, ckpt, output, opset=opset or DEFAULT_OPSET, shape=fixed_shape)
+    click.echo("exported ({}, {}) from {} checkpoint to {}".format(ckpt.N, ckpt.M, ckpt.format, output))
+    click.echo("  verified against PyTorch float64 ({})".format(manifest["verification_rule"]))
+    for row in manifest["verification"]:
+        click.echo(
+            "  {input:<16} {variant:<13} latent error {latent_max_abs_diff:.2e} (PyTorch fp32 "
+            "{torch_fp32_latent_max_abs_diff:.2e})  symbols equal {symbol_agreement:.4%}  image error "
+            "{image_max_abs_diff:.2e} (PyTorch fp32 {torch_fp32_image_max_abs_diff:.2e})".format(**row)
+        )
+    click.echo("fingerprint {}".format(manifest["fingerprint"][:16]))
+
+
+COMMANDS = (info, export)

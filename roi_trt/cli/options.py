@@ -1,0 +1,62 @@
+"""Options and small helpers shared by the commands."""
+
+import os
+import re
+import sys
+
+import click
+
+from ..backends import BACKENDS
+from ..errors import UsageError
+
+
+def shape_option_value(ctx, param, value):
+    if value is None:
+        return None
+    m = re.fullmatch(r"(\d+)x(\d+)x(\d+)", value)
+    if not m:
+        raise click.BadParameter("expected BATCHxHEIGHTxWIDTH, e.g. 1x512x512")
+    return tuple(int(g) for g in m.groups())
+
+
+def size_option_value(ctx, param, value):
+    if value is None:
+        return None
+    m = re.fullmatch(r"(\d+)(?:x(\d+))?", value)
+    if not m or int(m.group(1)) == 0 or (m.group(2) and int(m.group(2)) == 0):
+        raise click.BadParameter("expected SIZE or WIDTHxHEIGHT, e.g. 512 or 640x480")
+    width = int(m.group(1))
+    return (int(m.group(2) or width), width)
+
+
+def csv_list(ctx, param, value):
+    return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
+def refuse_existing(path, force):
+    if path and os.path.lexists(path) and not force:
+        raise UsageError("{} exists (--force replaces it)".format(path))
+
+
+def show_progress(option):
+    """--progress/--no-progress, else a bar only when stderr is a terminal."""
+    return sys.stderr.isatty() if option is None else option
+
+
+trust_option = click.option(
+    "--trust-pickle", is_flag=True, help="Allow checkpoints that contain arbitrary Python objects (runs their code)."
+)
+model_option = click.option(
+    "-m", "--model", metavar="MODEL",
+    help="'demo' (the shipped model), an export directory, a checkpoint, or N-M (random weights) [default: demo].",
+)
+backend_option = click.option(
+    "--backend", type=click.Choice(("auto",) + BACKENDS), default="auto", show_default=True,
+    help="auto: onnxruntime (CUDA if onnxruntime-gpu finds a GPU, else CPU).",
+)
+threads_option = click.option("--threads", type=click.IntRange(1), help="CPU threads for the transforms.")
+force_option = click.option("--force", is_flag=True, help="Replace existing output files (never an input).")
+json_option = click.option("--json", "as_json", is_flag=True, help="One JSON object per file, then a summary.")
+progress_option = click.option(
+    "--progress/--no-progress", default=None, help="Progress bar on stderr [default: only when stderr is a terminal]."
+)
