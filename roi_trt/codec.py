@@ -18,6 +18,7 @@ from .imageio import pad_to_multiple, resize, to_nchw, to_rgb8
 from .store import resolve
 
 Timing = namedtuple("Timing", "transform entropy")
+Frame = namedtuple("Frame", "x height width")  # padded float NCHW image, and the size before padding
 
 
 class Codec(object):
@@ -37,32 +38,29 @@ class Codec(object):
     def __exit__(self, *exc):
         self.close()
 
-    def code(self, x):
-        """Padded float NCHW image -> (rANS payload, latent (h, w), Timing): the core the benchmarks time."""
-        start = time.perf_counter()
-        y = self.backend.analysis(x)[0]
-        mid = time.perf_counter()
-        payload = encode_latent(y, self.tables)
-        return payload, y.shape[1:], Timing(mid - start, time.perf_counter() - mid)
-
-    def reconstruct(self, payload, latent_hw):
-        """rANS payload -> (float NCHW image of latent size x d, Timing)."""
-        start = time.perf_counter()
-        y_hat = decode_latent(payload, self.tables, latent_hw)
-        mid = time.perf_counter()
-        return self.backend.synthesis(y_hat[None]), Timing(time.perf_counter() - mid, mid - start)
-
-    def encode(self, rgb, size=None):
-        """uint8 HxWx3 -> (.roi bytes, Timing); `size`=(h, w) resizes first, as the paper's protocol does."""
+    # The stages of encode and decode, separately callable so a pipeline can overlap them
+    # (files.run_batch): preparation and entropy coding run beside the transforms.
+    def prepare(self, rgb, size=None):
+        """uint8 HxWx3 -> Frame with the padded float NCHW image; `size`=(h, w) resizes first (the paper's protocol)."""
         if size is not None:
             rgb = resize(rgb, size)
-        height, width = rgb.shape[:2]
-        payload, _, timing = self.code(pad_to_multiple(to_nchw(rgb), self.downsampling))
-        header = bitstream.header_for(self.model.N, self.model.M, self.model.fingerprint, height, width)
-        return bitstream.pack(header, payload), timing
+        return Frame(pad_to_multiple(to_nchw(rgb), self.downsampling), rgb.shape[0], rgb.shape[1])
 
-    def decode(self, data):
-        """.roi stream or reference msgpack packet -> (uint8 HxWx3, Timing)."""
+    def analyze(self, frame):
+        """Frame -> (latent [N, h, w], seconds)."""
+        start = time.perf_counter()
+        return self.backend.analysis(frame.x)[0], time.perf_counter() - start
+
+    def finish_encode(self, frame, latent):
+        """Frame and its latent -> (.roi bytes, seconds of entropy coding)."""
+        start = time.perf_counter()
+        payload = encode_latent(latent, self.tables)
+        header = bitstream.header_for(self.model.N, self.model.M, self.model.fingerprint, frame.height, frame.width)
+        return bitstream.pack(header, payload), time.perf_counter() - start
+
+    def parse(self, data):
+        """.roi stream or reference msgpack packet -> (dequantized latent [1, N, h, w], crop (h, w) or None, seconds)."""
+        start = time.perf_counter()
         if bitstream.is_roi_stream(data):
             header, payload = bitstream.unpack(data)
             bitstream.check_model(header, self.model.N, self.model.M, self.model.fingerprint)
@@ -70,10 +68,32 @@ class Codec(object):
         else:
             payload, latent_hw = bitstream.unpack_reference_packet(data, self.downsampling)
             crop = None
-        x_hat, timing = self.reconstruct(payload, latent_hw)
+        return decode_latent(payload, self.tables, latent_hw)[None], crop, time.perf_counter() - start
+
+    def synthesize(self, latent):
+        """Dequantized latent [1, N, h, w] -> (float NCHW image, seconds)."""
+        start = time.perf_counter()
+        return self.backend.synthesis(latent), time.perf_counter() - start
+
+    @staticmethod
+    def finish_decode(x_hat, crop):
+        """Float NCHW image -> uint8 HxWx3, cropped to the encoded image's size."""
         if crop is not None:
             x_hat = x_hat[..., : crop[0], : crop[1]]
-        return to_rgb8(x_hat), timing
+        return to_rgb8(x_hat)
+
+    def encode(self, rgb, size=None):
+        """uint8 HxWx3 -> (.roi bytes, Timing)."""
+        frame = self.prepare(rgb, size)
+        latent, transform = self.analyze(frame)
+        data, entropy = self.finish_encode(frame, latent)
+        return data, Timing(transform, entropy)
+
+    def decode(self, data):
+        """.roi stream or reference msgpack packet -> (uint8 HxWx3, Timing)."""
+        latent, crop, entropy = self.parse(data)
+        x_hat, transform = self.synthesize(latent)
+        return self.finish_decode(x_hat, crop), Timing(transform, entropy)
 
 
 def open_codec(model=None, backend="auto", parts=PARTS, threads=None, device=None):

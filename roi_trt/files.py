@@ -179,37 +179,50 @@ class Summary(object):
         return self.ok == self.files
 
 
-def run_batch(jobs, work, summary, as_json=False, progress=False):
-    """Run work(job) -> row over the jobs; one input's failure is reported and the rest go on.
+class _Skipped(RoiTrtError):
+    pass
 
-    A row is a dict for --json with `_line` (the human-readable line) and `_pixels` (for bpp) popped
-    off; `bytes` counts toward the summary's bits. Messages go to stderr when standard output
-    carries data. Returns the summary.
+
+def run_batch(jobs, stages, summary, as_json=False, progress=False):
+    """Run each job through `stages` (pipeline.run_stages: overlapped, bounded, in order); the last stage
+    returns a row. One input's failure is reported and the rest go on.
+
+    A row is a dict for --json with `_line` (the human-readable line), `_pixels` (for bpp) and `_note`
+    (said once per kind) popped off; `bytes` counts toward the summary's bits. Messages go to stderr
+    when standard output carries data. Returns the summary.
     """
     import json
 
     from tqdm import tqdm
 
-    data_on_stdout = any(job.target == STDIO for job in jobs)
-    out = sys.stderr if data_on_stdout else sys.stdout
-    with tqdm(jobs, unit="file", disable=not progress, leave=False, file=sys.stderr) as bar:
-        for job in bar:
-            if job.skip:
-                summary.skipped += 1
-                bar.write("skipped: " + job.skip, file=sys.stderr)
+    from .pipeline import Failed, run_stages
+
+    def start(job):
+        if job.skip:
+            raise _Skipped(job.skip)
+        return stages[0](job)
+
+    out = sys.stderr if any(job.target == STDIO for job in jobs) else sys.stdout
+    notes = set()
+    with tqdm(total=len(jobs), unit="file", disable=not progress, leave=False, file=sys.stderr) as bar:
+        for job, row in run_stages(jobs, [start] + list(stages[1:])):
+            bar.update(1)
+            if isinstance(row, Failed):
+                skipped = isinstance(row.error, _Skipped)
+                message = str(row.error)
+                if skipped:
+                    summary.skipped += 1
+                else:
+                    summary.failed += 1
+                    message = message if message.startswith(job.source) else "{}: {}".format(job.source, message)
+                bar.write(("skipped: " if skipped else "error: ") + message, file=sys.stderr)
                 if as_json:
-                    print(json.dumps({"file": job.source, "skipped": job.skip}), file=out)
+                    print(json.dumps({"file": job.source, "skipped" if skipped else "error": str(row.error)}), file=out)
                 continue
-            try:
-                row = work(job)
-            except RoiTrtError as exc:
-                summary.failed += 1
-                message = str(exc) if str(exc).startswith(job.source) else "{}: {}".format(job.source, exc)
-                bar.write("error: " + message, file=sys.stderr)
-                if as_json:
-                    print(json.dumps({"file": job.source, "error": str(exc)}), file=out)
-                continue
-            line, pixels = row.pop("_line"), row.pop("_pixels")
+            line, pixels, note = row.pop("_line"), row.pop("_pixels"), row.pop("_note", None)
+            if note and note not in notes:
+                notes.add(note)
+                bar.write("note: {} ({}; further such images not mentioned)".format(note, job.source), file=sys.stderr)
             summary.written(row["bytes"], pixels)
             if as_json:
                 print(json.dumps(row), file=out)

@@ -34,4 +34,4 @@ def test_paper_pipeline_on_cuda_keeps_fp32(tmp_path):
     assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
     x = methods[0].prepare(np.zeros((64, 64, 3), np.uint8))
     payload, encoded = methods[0].encode(x)
-    assert methods[0].decode(encoded).shape == (1, 3, 64, 64) and payload
+    assert methods[0].decode(encoded).shape == (64, 64, 3) and payload

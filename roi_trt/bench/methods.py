@@ -4,14 +4,14 @@
 - `PaperTorchMethod`: the paper's own pipeline, PyTorch eager + CompressAI's EntropyBottleneck.
 - `PillowCodecMethod`: JPEG / AVIF through Pillow; decode forces a full pixel decode (`load()`).
 
-Encode and decode include every host<->device copy; decode returns host pixels.
+Encode and decode include every host<->device copy; decode returns uint8 HxWx3 host pixels.
 """
 
 import io
 
 import numpy as np
 
-from ..imageio import pad_to_multiple, to_nchw
+from ..imageio import to_nchw, to_rgb8
 from ..optional import require
 
 
@@ -42,14 +42,15 @@ class RoiCodecMethod(Method):
         self.backend, self.device = codec.backend.name, codec.backend.device
 
     def prepare(self, rgb):
-        return pad_to_multiple(to_nchw(rgb), self.codec.downsampling)
+        return self.codec.prepare(rgb)
 
-    def encode(self, x):
-        payload, latent_hw, _ = self.codec.code(x)
-        return payload, (payload, latent_hw)
+    def encode(self, frame):
+        data, _ = self.codec.finish_encode(frame, self.codec.analyze(frame)[0])
+        return data, data
 
-    def decode(self, encoded):
-        return self.codec.reconstruct(*encoded)[0]
+    def decode(self, data):
+        latent, crop, _ = self.codec.parse(data)
+        return self.codec.finish_decode(self.codec.synthesize(latent)[0], crop)
 
 
 class PaperTorchMethod(Method):
@@ -85,7 +86,7 @@ class PaperTorchMethod(Method):
         strings, latent_hw = encoded
         with self.torch.no_grad():
             x_hat = self.model._decoder(self.model._bottleneck.decompress(strings, latent_hw))
-            return x_hat.cpu().numpy()
+            return to_rgb8(x_hat.cpu().numpy())
 
 
 class PillowCodecMethod(Method):
