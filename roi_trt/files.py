@@ -233,3 +233,66 @@ def run_batch(jobs, stages, summary, as_json=False, progress=False):
     else:
         print(summary.line(), file=out)
     return summary
+
+
+def _shown(target):
+    return "stdout" if target == STDIO else target
+
+
+def encode_stages(codec, size=None, replace=False):
+    """Stages for run_batch that encode image files to .roi streams (`size`=(h, w) resizes first)."""
+    from .imageio import decode_rgb
+
+    def load(job):
+        rgb, note = decode_rgb(read_input(job.source), job.source)
+        return job, codec.prepare(rgb, size), note
+
+    def transform(state):
+        job, frame, note = state
+        return (job, frame, note) + codec.analyze(frame)
+
+    def finish(state):
+        job, frame, note, latent, transform_s = state
+        data, entropy_s = codec.finish_encode(frame, latent)
+        write_output(job.target, lambda f: f.write(data), replace)
+        pixels = frame.height * frame.width
+        bpp = len(data) * 8.0 / pixels
+        row = {"file": job.source, "output": job.target, "width": frame.width, "height": frame.height,
+               "bytes": len(data), "bpp": round(bpp, 5), "transform_ms": round(transform_s * 1e3, 3),
+               "entropy_ms": round(entropy_s * 1e3, 3), "_pixels": pixels, "_note": note}
+        row["_line"] = "{} -> {}  {}x{}  {:.4f} bpp  {} B  analysis {:.1f} ms  entropy coding {:.1f} ms".format(
+            job.source, _shown(job.target), frame.width, frame.height, bpp, len(data), row["transform_ms"],
+            row["entropy_ms"])
+        return row
+
+    return load, transform, finish
+
+
+def decode_stages(codec, default_suffix=".png", replace=False):
+    """Stages for run_batch that decode streams to images, in the format of the target's suffix
+    (`default_suffix` for standard output)."""
+    from PIL import Image
+
+    def load(job):
+        data = read_input(job.source)
+        return (job, len(data)) + codec.parse(data)
+
+    def transform(state):
+        job, nbytes, latent, crop, entropy_s = state
+        return (job, nbytes, crop, entropy_s) + codec.synthesize(latent)
+
+    def finish(state):
+        job, nbytes, crop, entropy_s, x_hat, transform_s = state
+        rgb = codec.finish_decode(x_hat, crop)
+        suffix = os.path.splitext(job.target)[1].lower() if job.target != STDIO else default_suffix
+        pil_format, options = IMAGE_FORMATS[suffix]
+        write_output(job.target, lambda f: Image.fromarray(rgb).save(f, format=pil_format, **options), replace)
+        height, width = rgb.shape[:2]
+        row = {"file": job.source, "output": job.target, "width": width, "height": height, "bytes": nbytes,
+               "bpp": round(nbytes * 8.0 / (height * width), 5), "entropy_ms": round(entropy_s * 1e3, 3),
+               "transform_ms": round(transform_s * 1e3, 3), "_pixels": height * width}
+        row["_line"] = "{} -> {}  {}x{}  entropy decoding {:.1f} ms  synthesis {:.1f} ms".format(
+            job.source, _shown(job.target), width, height, row["entropy_ms"], row["transform_ms"])
+        return row
+
+    return load, transform, finish

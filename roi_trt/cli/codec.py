@@ -1,6 +1,5 @@
 """Commands that run the codec: encode, decode (batch file rules in roi_trt/files.py) and the demo."""
 
-import os
 import sys
 
 import click
@@ -43,12 +42,6 @@ def _batch(sources, output, suffix, force, file_suffixes, parts, model, backend,
         sys.exit(1)
 
 
-def _shown(target):
-    from ..files import STDIO
-
-    return "stdout" if target == STDIO else target
-
-
 @click.command()
 @click.argument("images", nargs=-1, required=True)
 @model_option
@@ -62,37 +55,10 @@ def _shown(target):
 @progress_option
 def encode(images, model, output, backend, size, threads, force, as_json, progress):
     """Compress IMAGES (files, globs, directories, or - for standard input) to .roi streams."""
-    from ..files import expand, read_input, write_output
-    from ..imageio import decode_rgb
-
-    def stages(codec):
-        def load(job):
-            rgb, note = decode_rgb(read_input(job.source), job.source)
-            return job, codec.prepare(rgb, size), note
-
-        def transform(state):
-            job, frame, note = state
-            latent, seconds = codec.analyze(frame)
-            return job, frame, note, latent, seconds
-
-        def finish(state):
-            job, frame, note, latent, transform_s = state
-            data, entropy_s = codec.finish_encode(frame, latent)
-            write_output(job.target, lambda f: f.write(data), replace=force)
-            pixels = frame.height * frame.width
-            bpp = len(data) * 8.0 / pixels
-            row = {"file": job.source, "output": job.target, "width": frame.width, "height": frame.height,
-                   "bytes": len(data), "bpp": round(bpp, 5), "transform_ms": round(transform_s * 1e3, 3),
-                   "entropy_ms": round(entropy_s * 1e3, 3), "_pixels": pixels, "_note": note}
-            row["_line"] = "{} -> {}  {}x{}  {:.4f} bpp  {} B  analysis {:.1f} ms  entropy coding {:.1f} ms".format(
-                job.source, _shown(job.target), frame.width, frame.height, bpp, len(data), row["transform_ms"],
-                row["entropy_ms"])
-            return row
-
-        return load, transform, finish
+    from ..files import encode_stages, expand
 
     _batch(expand(images, IMAGE_SUFFIXES), output, ".roi", force, (".roi",), ("encoder",), model, backend, threads,
-           as_json, progress, "encoded", stages)
+           as_json, progress, "encoded", lambda codec: encode_stages(codec, size, replace=force))
 
 
 @click.command()
@@ -109,41 +75,11 @@ def encode(images, model, output, backend, size, threads, force, as_json, progre
 @progress_option
 def decode(streams, model, output, fmt, backend, threads, force, as_json, progress):
     """Decode .roi streams (or the reference coder's msgpack packets; - for standard input) to images."""
-    from PIL import Image
-
-    from ..files import IMAGE_FORMATS, STDIO, expand, read_input, write_output
+    from ..files import IMAGE_FORMATS, decode_stages, expand
 
     suffix = "." + {"jpeg": "jpg", "tiff": "tif"}.get(fmt, fmt)
-
-    def stages(codec):
-        def load(job):
-            data = read_input(job.source)
-            latent, crop, entropy_s = codec.parse(data)
-            return job, len(data), latent, crop, entropy_s
-
-        def transform(state):
-            job, nbytes, latent, crop, entropy_s = state
-            x_hat, transform_s = codec.synthesize(latent)
-            return job, nbytes, x_hat, crop, entropy_s, transform_s
-
-        def finish(state):
-            job, nbytes, x_hat, crop, entropy_s, transform_s = state
-            rgb = codec.finish_decode(x_hat, crop)
-            target_suffix = os.path.splitext(job.target)[1].lower() if job.target != STDIO else suffix
-            pil_format, options = IMAGE_FORMATS[target_suffix]
-            write_output(job.target, lambda f: Image.fromarray(rgb).save(f, format=pil_format, **options), replace=force)
-            height, width = rgb.shape[:2]
-            row = {"file": job.source, "output": job.target, "width": width, "height": height, "bytes": nbytes,
-                   "bpp": round(nbytes * 8.0 / (height * width), 5), "entropy_ms": round(entropy_s * 1e3, 3),
-                   "transform_ms": round(transform_s * 1e3, 3), "_pixels": height * width}
-            row["_line"] = "{} -> {}  {}x{}  entropy decoding {:.1f} ms  synthesis {:.1f} ms".format(
-                job.source, _shown(job.target), width, height, row["entropy_ms"], row["transform_ms"])
-            return row
-
-        return load, transform, finish
-
     _batch(expand(streams, STREAM_SUFFIXES), output, ".decoded" + suffix, force, tuple(IMAGE_FORMATS), ("decoder",),
-           model, backend, threads, as_json, progress, "decoded", stages)
+           model, backend, threads, as_json, progress, "decoded", lambda codec: decode_stages(codec, suffix, replace=force))
 
 
 COMMANDS = (encode, decode, demo)

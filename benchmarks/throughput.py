@@ -1,0 +1,112 @@
+"""Batch throughput of `encode DIR` / `decode DIR` against pure transform time, side by side in one run.
+
+For a directory of 512x512 photos (crops of the bundled ones), interleaved per round:
+- transform only: the analysis (synthesis) transform on frames already in memory, one after another,
+  i.e. the ceiling 1 / (transform time) that the pipeline should approach;
+- sequential: each file read, prepared, transformed, entropy coded and written before the next;
+- pipelined: the same stages through `files.run_batch` (overlapped, bounded queues), as the CLI runs.
+Writes one CSV row per (direction, mode) with frames/s and the ratio to the transform-only rate.
+"""
+
+import argparse
+import csv
+import os
+import platform
+import sys
+import tempfile
+import time
+
+import numpy as np
+from PIL import Image
+
+from roi_trt.codec import open_codec
+from roi_trt.files import Summary, decode_stages, encode_stages, plan, run_batch
+from roi_trt.imageio import load_rgb, resize
+from roi_trt.samples import sample_photos
+
+
+def make_photos(directory, count, size):
+    photos = [load_rgb(p)[0] for p in sample_photos()]
+    paths = []
+    for i in range(count):
+        rgb = photos[i % len(photos)]
+        rgb = resize(rgb[:, ::-1] if (i // len(photos)) % 2 else rgb, (size, size))
+        path = os.path.join(directory, "photo{:03d}.png".format(i))
+        Image.fromarray(rgb).save(path)
+        paths.append(path)
+    return paths
+
+
+def sequential(jobs, stages):
+    for job in jobs:
+        value = job
+        for stage in stages:
+            value = stage(value)
+
+
+def timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=16)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("-o", "--output", default=os.path.join(os.path.dirname(__file__), "results", "throughput.csv"))
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory() as tmp, open_codec("demo", threads=args.threads) as codec:
+        paths = make_photos(tmp, args.images, args.size)
+        frames = [codec.prepare(load_rgb(p)[0]) for p in paths]
+        latents = [np.rint(codec.analyze(f)[0])[None].astype(np.float32) for f in frames]
+        enc_jobs = plan(paths, os.path.join(tmp, "roi"), ".roi", True, (".roi",))
+        sequential(enc_jobs, encode_stages(codec, replace=True))  # makes the streams, warms up
+        streams = sorted(os.path.join(tmp, "roi", n) for n in os.listdir(os.path.join(tmp, "roi")))
+        dec_jobs = plan(streams, os.path.join(tmp, "png"), ".decoded.png", True, (".png",))
+        sequential(dec_jobs, decode_stages(codec, replace=True))
+
+        def pipelined(jobs, stages):
+            return lambda: run_batch(jobs, stages, Summary("", len(jobs)), as_json=False, progress=False)
+
+        modes = {
+            ("encode", "transform-only"): lambda: [codec.analyze(f) for f in frames],
+            ("encode", "sequential"): lambda: sequential(enc_jobs, encode_stages(codec, replace=True)),
+            ("encode", "pipelined"): pipelined(enc_jobs, encode_stages(codec, replace=True)),
+            ("decode", "transform-only"): lambda: [codec.synthesize(y) for y in latents],
+            ("decode", "sequential"): lambda: sequential(dec_jobs, decode_stages(codec, replace=True)),
+            ("decode", "pipelined"): pipelined(dec_jobs, decode_stages(codec, replace=True)),
+        }
+        seconds = {key: [] for key in modes}
+        devnull = open(os.devnull, "w")
+        for _ in range(args.rounds):  # interleaved, so drifts of this shared machine hit every mode alike
+            for key, fn in modes.items():
+                stdout, sys.stdout = sys.stdout, devnull  # run_batch prints its summary
+                try:
+                    seconds[key].append(timed(fn))
+                finally:
+                    sys.stdout = stdout
+    rows = []
+    for (direction, mode), values in seconds.items():
+        fps = args.images / float(np.median(values))
+        ceiling = args.images / float(np.median(seconds[(direction, "transform-only")]))
+        rows.append({"direction": direction, "mode": mode, "images": args.images, "size": args.size,
+                     "rounds": args.rounds, "median_s": round(float(np.median(values)), 4),
+                     "frames_per_s": round(fps, 3), "fraction_of_transform_rate": round(fps / ceiling, 4),
+                     "threads": args.threads, "cpu": platform.processor() or platform.machine(),
+                     "cores": os.cpu_count()})
+        print("{:<7} {:<15} {:6.2f} frames/s  {:6.1%} of the transform-only rate".format(
+            direction, mode, fps, fps / ceiling))
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    with open(args.output, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
