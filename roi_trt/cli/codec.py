@@ -7,8 +7,8 @@ import click
 from ..errors import UsageError
 from ..imageio import IMAGE_SUFFIXES
 from .options import (
-    backend_option, force_option, json_option, model_option, progress_option, show_progress, size_option_value,
-    threads_option,
+    backend_option, force_option, json_option, memory_option, model_option, progress_option, show_progress,
+    size_option_value, threads_option,
 )
 
 
@@ -27,8 +27,8 @@ def demo(output, model, backend):
 STREAM_SUFFIXES = (".roi", ".msgpack", ".bin")
 
 
-def _batch(sources, output, suffix, force, file_suffixes, parts, model, backend, threads, as_json, progress, verb,
-           stages):
+def _batch(sources, output, suffix, force, file_suffixes, parts, model, backend, threads, max_memory, as_json, progress,
+           verb, stages):
     """Plan the outputs (refusing collisions before any work), open the codec, run the stages per file."""
     from ..codec import open_codec
     from ..files import Summary, plan, run_batch
@@ -36,7 +36,7 @@ def _batch(sources, output, suffix, force, file_suffixes, parts, model, backend,
     if as_json and output == "-":
         raise UsageError("--json and -o - both want standard output")
     jobs = plan(sources, output, suffix, force, file_suffixes)
-    with open_codec(model, backend=backend, parts=parts, threads=threads) as codec:
+    with open_codec(model, backend=backend, parts=parts, threads=threads, max_memory=max_memory) as codec:
         summary = run_batch(jobs, stages(codec), Summary(verb, len(jobs)), as_json, show_progress(progress))
     if not summary.complete:
         sys.exit(1)
@@ -50,15 +50,16 @@ def _batch(sources, output, suffix, force, file_suffixes, parts, model, backend,
 @backend_option
 @click.option("--size", callback=size_option_value, help="Resize first, e.g. 512 (512x512, as in the paper) or 640x480.")
 @threads_option
+@memory_option
 @force_option
 @json_option
 @progress_option
-def encode(images, model, output, backend, size, threads, force, as_json, progress):
+def encode(images, model, output, backend, size, threads, max_memory, force, as_json, progress):
     """Compress IMAGES (files, globs, directories, or - for standard input) to .roi streams."""
     from ..files import encode_stages, expand
 
     _batch(expand(images, IMAGE_SUFFIXES), output, ".roi", force, (".roi",), ("encoder",), model, backend, threads,
-           as_json, progress, "encoded", lambda codec: encode_stages(codec, size, replace=force))
+           max_memory, as_json, progress, "encoded", lambda codec: encode_stages(codec, size, replace=force))
 
 
 @click.command()
@@ -70,16 +71,17 @@ def encode(images, model, output, backend, size, threads, force, as_json, progre
               help="Image format for directory and standard outputs (-o FILE takes its suffix's).")
 @backend_option
 @threads_option
+@memory_option
 @force_option
 @json_option
 @progress_option
-def decode(streams, model, output, fmt, backend, threads, force, as_json, progress):
+def decode(streams, model, output, fmt, backend, threads, max_memory, force, as_json, progress):
     """Decode .roi streams (or the reference coder's msgpack packets; - for standard input) to images."""
     from ..files import IMAGE_FORMATS, decode_stages, expand
 
     suffix = "." + {"jpeg": "jpg", "tiff": "tif"}.get(fmt, fmt)
     _batch(expand(streams, STREAM_SUFFIXES), output, ".decoded" + suffix, force, tuple(IMAGE_FORMATS), ("decoder",),
-           model, backend, threads, as_json, progress, "decoded", lambda codec: decode_stages(codec, suffix, replace=force))
+           model, backend, threads, max_memory, as_json, progress, "decoded", lambda codec: decode_stages(codec, suffix, replace=force))
 
 
 COMMANDS = (encode, decode, demo)

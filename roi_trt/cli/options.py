@@ -29,6 +29,16 @@ def size_option_value(ctx, param, value):
     return (int(m.group(2) or width), width)
 
 
+def memory_option_value(ctx, param, value):
+    """'384M', '1.5G', '2048K' or bytes -> bytes."""
+    if value is None:
+        return None
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([KMG]?)i?B?", value.strip(), re.IGNORECASE)
+    if not m or float(m.group(1)) <= 0:
+        raise click.BadParameter("expected a size such as 384M or 1.5G")
+    return int(float(m.group(1)) * 1024 ** " KMG".index(m.group(2).upper() or " "))
+
+
 def csv_list(ctx, param, value):
     return [v.strip() for v in value.split(",") if v.strip()] if value else []
 
@@ -59,4 +69,9 @@ force_option = click.option("--force", is_flag=True, help="Replace existing outp
 json_option = click.option("--json", "as_json", is_flag=True, help="One JSON object per file, then a summary.")
 progress_option = click.option(
     "--progress/--no-progress", default=None, help="Progress bar on stderr [default: only when stderr is a terminal]."
+)
+memory_option = click.option(
+    "--max-memory", callback=memory_option_value, metavar="SIZE",
+    help="Working memory of the transforms, e.g. 384M or 1.5G; larger images run in overlapping tiles with the "
+         "same result [default: 256M, or a quarter of the free memory if less].",
 )

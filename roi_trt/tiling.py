@@ -1,0 +1,49 @@
+"""Run a transform on overlapping tiles and stitch the result, so memory is bounded at any image size.
+
+Both transforms are stacks of 5x5 stride-2 (transposed) convolutions with pointwise GDN1 between them:
+an output depends on less than 2 latent units of input beyond its own position (analysis: 2 (2^L - 1)
+pixels < 2 d; synthesis: 1 + 1/2 + 1/4 + ... < 2 latents). So each tile is computed with a halo of
+HALO latents on every side that has neighbours, and only its core is kept; at the image's own border
+the tile pads exactly as the whole image would. The stitched result equals the untiled one up to the
+summation order inside the runtime (float rounding).
+"""
+
+import numpy as np
+
+HALO = 2  # latent units
+
+
+def run_tiled(transform, x, scale_in, scale_out, out_channels, tile):
+    """transform(x) computed tile by tile.
+
+    x is NCHW; `scale_in` / `scale_out` are the pixels per latent unit of input and output (analysis:
+    d and 1, synthesis: 1 and d); `tile` is the core side in latent units.
+    """
+    batch, _, height, width = x.shape
+    h, w = height // scale_in, width // scale_in
+    out = np.empty((batch, out_channels, h * scale_out, w * scale_out), np.float32)
+    for r0 in range(0, h, tile):
+        r1, a0, a1 = min(h, r0 + tile), max(0, r0 - HALO), min(h, r0 + tile + HALO)
+        for c0 in range(0, w, tile):
+            c1, b0, b1 = min(w, c0 + tile), max(0, c0 - HALO), min(w, c0 + tile + HALO)
+            part = transform(np.ascontiguousarray(x[:, :, a0 * scale_in: a1 * scale_in, b0 * scale_in: b1 * scale_in]))
+            out[:, :, r0 * scale_out: r1 * scale_out, c0 * scale_out: c1 * scale_out] = part[
+                :, :, (r0 - a0) * scale_out: (r1 - a0) * scale_out, (c0 - b0) * scale_out: (c1 - b0) * scale_out]
+    return out
+
+
+def tile_side(budget, bytes_per_latent):
+    """The core side (latent units) of the largest tile, halo included, whose working memory fits `budget`."""
+    return max(1, int((budget / float(bytes_per_latent)) ** 0.5) - 2 * HALO)
+
+
+def available_memory():
+    """Bytes the system can still give (Linux MemAvailable; on a Jetson shared by CPU and GPU), or None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None

@@ -1,0 +1,57 @@
+"""Tiled transforms equal untiled ones: the halo covers what every kept output depends on."""
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from roi_trt.cli import main
+from roi_trt.codec import WORK_BYTES, open_codec
+from roi_trt.entropy import quantize
+from roi_trt.tiling import HALO
+
+
+def budget_for(codec, part, tile):
+    """The max_memory that gives tiles of `tile` latents (core) for `part`."""
+    d = codec.downsampling
+    return int((tile + 2 * HALO) ** 2 * d * d * codec.model.N * WORK_BYTES[part]) + 1
+
+
+@pytest.fixture(scope="module")
+def whole(export_dir):
+    return open_codec(export_dir, max_memory=1 << 40)
+
+
+@pytest.mark.parametrize("tile", [1, 3, 5])
+@pytest.mark.parametrize("size", [(200, 328), (96, 400)])
+def test_tiled_equals_untiled(export_dir, whole, photo, tile, size):
+    rgb = photo[100: 100 + size[0], 50: 50 + size[1]]
+    frame = whole.prepare(rgb)
+    reference_latent = whole.analyze(frame)[0]
+    tiled = open_codec(export_dir, max_memory=budget_for(whole, "encoder", tile))
+    assert tiled.tile_latents("encoder") == tile
+    latent = tiled.analyze(frame)[0]
+    same = np.mean(quantize(latent, tiled.tables) == quantize(reference_latent, whole.tables))
+    assert same >= 0.9999 and np.abs(latent - reference_latent).max() < 1e-3
+
+    y_hat = np.rint(reference_latent)[None].astype(np.float32)
+    reference_image = whole.synthesize(y_hat)[0]
+    tiled = open_codec(export_dir, max_memory=budget_for(whole, "decoder", tile))
+    assert tiled.tile_latents("decoder") == tile
+    assert np.abs(tiled.synthesize(y_hat)[0] - reference_image).max() <= 1.0 / 255
+
+
+def test_streams_and_images_agree_through_the_cli(export_dir, photo, tmp_path):
+    from PIL import Image
+
+    Image.fromarray(photo[:300, :260]).save(str(tmp_path / "p.png"))
+    runner = CliRunner()
+    for name, memory in (("whole", "64G"), ("tiled", "2M")):
+        assert runner.invoke(main, ["encode", str(tmp_path / "p.png"), "-m", export_dir, "--max-memory", memory,
+                                    "-o", str(tmp_path / (name + ".roi"))]).exit_code == 0
+        assert runner.invoke(main, ["decode", str(tmp_path / (name + ".roi")), "-m", export_dir, "--max-memory", memory,
+                                    "-o", str(tmp_path / (name + ".png"))]).exit_code == 0
+    assert (tmp_path / "whole.roi").read_bytes() == (tmp_path / "tiled.roi").read_bytes()
+    a, b = (np.asarray(Image.open(str(tmp_path / n)), dtype=int) for n in ("whole.png", "tiled.png"))
+    assert np.abs(a - b).max() <= 1
+    bad = runner.invoke(main, ["decode", str(tmp_path / "whole.roi"), "-m", export_dir, "--max-memory", "lots"])
+    assert bad.exit_code == 2 and "384M or 1.5G" in bad.output
