@@ -25,7 +25,7 @@ from .manifest import (
 )
 from .model import entropy_tables, fingerprint
 from .onnx_emit import transform_models
-from .onnx_rewrite import standard_ops_model
+from .onnx_rewrite import polyphase_deconv_model, standard_ops_model
 from .samples import sample_photos
 from .spec import GDN1_DOMAIN, GDN1_INVERSE, GDN1_OP, GDN1_PLUGIN_NAMESPACE, GDN1_PLUGIN_VERSION
 
@@ -36,6 +36,7 @@ MIN_OPSET = 13  # Unsqueeze takes its axes as an input from opset 13 on; the fun
 ERROR_FACTOR = 4.0
 ABS_FLOOR = 1e-4
 MIN_SYMBOL_AGREEMENT = 0.9999
+DECONV_FORMS = ("polyphase", "convtranspose")
 VERIFY_SIZE = 256  # side of the random verification input
 ONNX_FILES = [name for variant in VARIANTS.values() for name in variant.values()]
 
@@ -133,8 +134,14 @@ def _replaceable(path):
     return not names or (MANIFEST in names and names <= set(ONNX_FILES) | {ENTROPY_TABLES, MANIFEST})
 
 
-def export_model(model, info, out_dir, opset=DEFAULT_OPSET, shape=None):
-    """Write a complete, verified export directory; it replaces `out_dir` only once everything passed."""
+def export_model(model, info, out_dir, opset=DEFAULT_OPSET, shape=None, deconv="polyphase"):
+    """Write a complete, verified export directory; it replaces `out_dir` only once everything passed.
+
+    `deconv`: "polyphase" computes each transposed convolution as one Conv per output phase (the same
+    values; ONNX Runtime's CPU kernels run it faster, benchmarks/roofline.py), "convtranspose" keeps it.
+    """
+    if deconv not in DECONV_FORMS:
+        raise ExportError("deconv must be one of {}".format(", ".join(DECONV_FORMS)))
     max_opset = onnx.defs.onnx_opset_version()
     if not MIN_OPSET <= opset <= max_opset:
         raise ExportError(f"opset {opset} not supported (choose {MIN_OPSET}..{max_opset})")
@@ -151,6 +158,8 @@ def export_model(model, info, out_dir, opset=DEFAULT_OPSET, shape=None):
     staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
     try:
         for part, proto in zip(("encoder", "decoder"), transform_models(model, opset, shape)):
+            if deconv == "polyphase":
+                proto = polyphase_deconv_model(proto)
             onnx.save(proto, os.path.join(staging, VARIANTS[CUSTOM_OP][part]))
             onnx.save(standard_ops_model(proto), os.path.join(staging, VARIANTS[STANDARD_OPS][part]))
         entropy_tables(model._bottleneck).save(os.path.join(staging, ENTROPY_TABLES))
@@ -163,6 +172,7 @@ def export_model(model, info, out_dir, opset=DEFAULT_OPSET, shape=None):
             "latent_channels": model.N,
             "downsampling": model.downsampling,
             "opset": opset,
+            "deconv": deconv,
             "shape": None if shape is None else dict(zip(("batch", "height", "width"), shape)),
             "input": {"layout": "NCHW", "color": "RGB", "dtype": "float32", "range": [0.0, 1.0]},
             "gdn1_op": {

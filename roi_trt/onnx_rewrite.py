@@ -14,6 +14,8 @@ parser dispatch per version, ONNX Runtime 1.10), so each gets the form it handle
 
 import copy
 
+import numpy as np
+
 from onnx import helper, numpy_helper
 
 from .spec import GDN1_DOMAIN, GDN1_INVERSE, GDN1_OP
@@ -91,3 +93,60 @@ def _keep_default_domain_only(model):
     del model.opset_import[:]
     model.opset_import.extend(keep)
 
+
+
+def _phase_taps(kernel, stride, pad):
+    """Per output phase r: (the kernel taps it uses, in conv order, and its (begin, end) padding).
+
+    A transposed convolution writes output o = stride * i - pad + k; the outputs with o = stride * m + r
+    use the taps k = r + pad - stride * (i - m), so phase r is a plain convolution of the input.
+    """
+    phases = []
+    for r in range(stride):
+        taps = [k for k in range(kernel) if (k - r - pad) % stride == 0]
+        offsets = [(r + pad - k) // stride for k in taps]  # input index i - m of each tap
+        order = sorted(range(len(taps)), key=lambda t: offsets[t])  # conv order: ascending i
+        phases.append(([taps[t] for t in order], (-min(offsets), max(offsets))))
+    return phases
+
+
+def polyphase_deconv_model(proto):
+    """`proto` with every ConvTranspose (stride 2, 'same'-style padding, output_padding 1) replaced by one
+    Conv per output phase, concatenated and interleaved by DepthToSpace: the same values, and the form
+    ONNX Runtime's CPU kernels run near their GEMM peak (its ConvTranspose does not)."""
+    model = copy.deepcopy(proto)
+    graph = model.graph
+    initializers = {t.name: t for t in graph.initializer}
+    nodes, added = [], []
+    for node in graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        kernel, strides = list(attrs.get("kernel_shape", [])), list(attrs.get("strides", [1, 1]))
+        pads, output_padding = list(attrs.get("pads", [0, 0, 0, 0])), list(attrs.get("output_padding", [0, 0]))
+        if not (node.op_type == "ConvTranspose" and node.domain == "" and len(kernel) == 2 and kernel[0] == kernel[1]
+                and strides == [2, 2] and len(set(pads)) == 1 and 2 * pads[0] + 1 == kernel[0]
+                and output_padding == [1, 1] and attrs.get("group", 1) == 1 and node.input[1] in initializers):
+            nodes.append(node)
+            continue
+        weight = numpy_helper.to_array(initializers[node.input[1]])  # [C_in, C_out, k, k]
+        bias = node.input[2:3]
+        base = node.name or node.output[0]
+        phases = _phase_taps(kernel[0], 2, pads[0])
+        outputs = []
+        for rh, (taps_h, pad_h) in enumerate(phases):
+            for rw, (taps_w, pad_w) in enumerate(phases):
+                w = weight[:, :, taps_h][:, :, :, taps_w].transpose(1, 0, 2, 3)  # [C_out, C_in, kh, kw]
+                name = "{}/phase{}{}".format(base, rh, rw)
+                added.append(numpy_helper.from_array(np.ascontiguousarray(w), name + ".weight"))
+                nodes.append(helper.make_node("Conv", [node.input[0], name + ".weight"] + bias, [name], name=name,
+                                              kernel_shape=list(w.shape[2:]), pads=[pad_h[0], pad_w[0], pad_h[1], pad_w[1]]))
+                outputs.append(name)
+        nodes.append(helper.make_node("Concat", outputs, [base + "/phases"], name=base + "/concat", axis=1))
+        nodes.append(helper.make_node("DepthToSpace", [base + "/phases"], [node.output[0]], name=base + "/interleave",
+                                      blocksize=2, mode="DCR"))
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {name for node in graph.node for name in node.input}
+    kept = [t for t in graph.initializer if t.name in used] + added
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    return model

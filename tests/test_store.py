@@ -19,7 +19,7 @@ from roi_trt.errors import ExportError, ModelError
 from roi_trt.export import export_model, verify
 from roi_trt.manifest import file_sha256, read_manifest
 from roi_trt.model import fingerprint
-from roi_trt.onnx_rewrite import is_gdn1, plugin_model, standard_ops_model
+from roi_trt.onnx_rewrite import is_gdn1, plugin_model, polyphase_deconv_model, standard_ops_model
 from roi_trt.store import DEMO_CHECKPOINT, DEMO_EXPORT, resolve
 
 
@@ -155,3 +155,29 @@ def test_onnx_rewrites(part):
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         assert attrs == {"inverse": int(part == "decoder"), "plugin_version": b"1", "plugin_namespace": b"roi_trt"}
         assert node.input[1] in inits and node.input[2] in inits  # gamma, beta arrive as constant tensors
+
+
+@pytest.mark.parametrize("latent_hw", [(5, 7), (1, 1), (3, 2)])
+def test_polyphase_decoder_equals_pytorch_at_odd_sizes(latent_hw, tmp_path):
+    """The exported (polyphase) decoder, both variants, against PyTorch float64 within the export tolerance,
+    and against the ConvTranspose form."""
+    import copy
+
+    model, info = load_checkpoint(DEMO_CHECKPOINT)
+    y = np.rint(np.random.default_rng(2).standard_normal((1, 128) + latent_hw) * 3).astype(np.float32)
+    with torch.no_grad():
+        x64 = copy.deepcopy(model).double()._decoder(torch.from_numpy(y).double()).numpy()
+        x32 = model._decoder(torch.from_numpy(y)).numpy()
+    tolerance = max(1e-4, 4 * float(np.abs(x32 - x64).max()))
+    for name in ("decoder.onnx", "decoder.std.onnx"):
+        proto = onnx.load(os.path.join(DEMO_EXPORT, name))
+        assert {"DepthToSpace", "Concat"} <= {n.op_type for n in proto.graph.node}
+        assert "ConvTranspose" not in {n.op_type for n in proto.graph.node}
+        out = _run(proto, y)
+        assert out.shape == (1, 3, 16 * latent_hw[0], 16 * latent_hw[1])
+        assert np.abs(out - x64).max() <= tolerance
+    emitted = export_model(model, info, str(tmp_path / "t"), deconv="convtranspose")
+    assert emitted["deconv"] == "convtranspose"
+    transposed = onnx.load(str(tmp_path / "t" / "decoder.std.onnx"))
+    assert "ConvTranspose" in {n.op_type for n in transposed.graph.node}
+    assert np.abs(_run(polyphase_deconv_model(transposed), y) - _run(transposed, y)).max() <= 1e-4

@@ -73,8 +73,11 @@ def _export_info(resolved):
 @click.option("-o", "--output", type=click.Path(file_okay=False), help="Export directory [default: export/<checkpoint name>].")
 @click.option("--opset", type=int, default=None, help="ONNX opset [default: 13, the highest TensorRT 8.2 parses].")
 @click.option("--fixed-shape", callback=shape_option_value, help="Fix every dimension, BATCHxHEIGHTxWIDTH (e.g. 1x512x512).")
+@click.option("--deconv", type=click.Choice(("polyphase", "convtranspose")), default="polyphase", show_default=True,
+              help="Transposed convolutions as one Conv per output phase (faster in ONNX Runtime, same values) or as "
+                   "ConvTranspose.")
 @trust_option
-def export(checkpoint, output, opset, fixed_shape, trust_pickle):
+def export(checkpoint, output, opset, fixed_shape, deconv, trust_pickle):
     """Export CHECKPOINT [default: the shipped demo's] to ONNX (GDN1 as a custom op), verified against PyTorch."""
     from ..checkpoint import load_checkpoint
     from ..export import DEFAULT_OPSET, export_model
@@ -83,7 +86,7 @@ def export(checkpoint, output, opset, fixed_shape, trust_pickle):
     path = checkpoint or DEMO_CHECKPOINT
     model, ckpt = load_checkpoint(path, trust=trust_pickle)
     output = output or os.path.join("export", os.path.splitext(os.path.basename(path))[0])
-    manifest = export_model(model, ckpt, output, opset=opset or DEFAULT_OPSET, shape=fixed_shape)
+    manifest = export_model(model, ckpt, output, opset=opset or DEFAULT_OPSET, shape=fixed_shape, deconv=deconv)
     click.echo("exported ({}, {}) from {} checkpoint to {}".format(ckpt.N, ckpt.M, ckpt.format, output))
     click.echo("  verified against PyTorch float64 ({})".format(manifest["verification_rule"]))
     for row in manifest["verification"]:

@@ -1,0 +1,84 @@
+"""Peak memory and time of `roi-trt encode` / `decode` at 1080p, 12 MP and 40 MP, tiled vs untiled.
+
+Each run is its own process (peak RSS from wait4's rusage), on a photo made from the bundled astronaut;
+tiled is the default budget, untiled `--max-memory 64G` (skipped at 40 MP, where it would need
+~20 GB / ~45 GB). Per size the two are also compared: identical stream bytes and the largest pixel
+difference of the decoded images.
+"""
+
+import argparse
+import csv
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+from PIL import Image
+
+from roi_trt.imageio import load_rgb, resize
+from roi_trt.samples import sample_photos
+
+SIZES = {"1080p": (1080, 1920), "12MP": (3000, 4000), "40MP": (5464, 7320)}
+UNTILED_UP_TO = 12_000_000  # pixels
+
+
+def run(args):
+    """-> (seconds, peak RSS in bytes) of one CLI process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "roi_trt.cli"] + args, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit("failed: roi-trt {}\n{}".format(" ".join(args), proc.stderr.read().decode()))
+    return elapsed, usage.ru_maxrss * 1024
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1080p,12MP,40MP")
+    parser.add_argument("-o", "--output", default=os.path.join(os.path.dirname(__file__), "results", "memory.csv"))
+    args = parser.parse_args(argv)
+
+    rows = []
+    astronaut = load_rgb(sample_photos()[0])[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.sizes.split(","):
+            height, width = SIZES[name]
+            photo = os.path.join(tmp, name + ".png")
+            Image.fromarray(resize(astronaut, (height, width))).save(photo)
+            modes = {"tiled": []}
+            if height * width <= UNTILED_UP_TO:
+                modes["untiled"] = ["--max-memory", "64G"]
+            for mode, extra in modes.items():
+                stream, image = (os.path.join(tmp, "{}.{}.{}".format(name, mode, s)) for s in ("roi", "png"))
+                for stage, cli in (("encode", ["encode", photo, "-o", stream]), ("decode", ["decode", stream, "-o", image])):
+                    seconds, peak = run(cli + extra)
+                    rows.append({"size": name, "pixels": height * width, "mode": mode, "stage": stage,
+                                 "seconds": round(seconds, 2), "peak_rss_mb": round(peak / 2 ** 20, 1)})
+                    print("{:<6} {:<8} {:<7} {:7.2f} s  peak RSS {:7.1f} MB".format(name, mode, stage, seconds, peak / 2 ** 20))
+            if "untiled" in modes:
+                same_stream = open(os.path.join(tmp, name + ".tiled.roi"), "rb").read() == open(
+                    os.path.join(tmp, name + ".untiled.roi"), "rb").read()
+                a, b = (np.asarray(Image.open(os.path.join(tmp, "{}.{}.png".format(name, m))), dtype=np.int16)
+                        for m in ("tiled", "untiled"))
+                diff = int(np.abs(a - b).max())
+                print("{:<6} tiled vs untiled: identical stream {}, decoded max |diff| {}".format(name, same_stream, diff))
+                for row in rows[-4:]:
+                    row.update(identical_stream=int(same_stream), image_max_abs_diff=diff)
+    env = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()}
+    fields = ["size", "pixels", "mode", "stage", "seconds", "peak_rss_mb", "identical_stream", "image_max_abs_diff",
+              "cpu", "cores"]
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    with open(args.output, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, restval="")
+        writer.writeheader()
+        writer.writerows(dict(row, **env) for row in rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
