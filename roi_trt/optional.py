@@ -14,6 +14,12 @@ PACKAGES = {
     "matplotlib": ("matplotlib", "torch"),
     "onnxruntime": ("onnxruntime", "onnxruntime"),
     "tensorrt": ("tensorrt", "tensorrt"),
+    # precision and privacy benchmarks, audit (facenet-pytorch: `pip install --no-deps`, its metadata pins an old torch)
+    "facenet_pytorch": ("facenet-pytorch", None),
+    "dlib": ("dlib-bin", "precision"),
+    "face_recognition_models": ("face-recognition-models", "precision"),
+    "cv2": ("opencv-python-headless", "precision"),
+    "ultralytics": ("ultralytics", None),
 }
 
 

@@ -136,9 +136,11 @@ def read_csv(path):
     return rows
 
 
-def build_methods(models, backends, codecs, qualities, threads=None, device=None):
+def build_methods(models, backends, codecs, qualities, threads=None, device=None, baselines=(), face_detector="mtcnn"):
     """-> (methods, notes). MODELS entries are what `store.resolve` takes; a method that cannot run here
-    (a backend or dependency missing) is skipped with a note, the others still run."""
+    (a backend or dependency missing) is skipped with a note, the others still run. `baselines` (blur,
+    maskout) add anonymize-then-compress methods per codec and quality, whose encode includes the face
+    detection (`face_detector`) and the anonymization: their edge-side cost."""
     from ..backends import open_backend
     from ..codec import Codec
     from ..store import resolve
@@ -163,4 +165,16 @@ def build_methods(models, backends, codecs, qualities, threads=None, device=None
             except RuntimeError as exc:
                 notes.append("{}: skipped ({})".format(codec, exc))
                 break
+    if baselines:
+        from .anonymize import AnonymizeThenCompress
+        from .detectors import open_detector
+
+        try:
+            detector = open_detector(face_detector, "face", device=device, threads=threads)
+        except RoiTrtError as exc:
+            notes.append("baselines {}: skipped ({})".format(",".join(baselines), exc))
+            return methods, notes
+        for mode in baselines:
+            for plain in [m for m in methods if isinstance(m, PillowCodecMethod)]:
+                methods.append(AnonymizeThenCompress(mode, PillowCodecMethod(plain.method, plain.quality), detector))
     return methods, notes

@@ -1,91 +1,18 @@
-"""CrowdHuman as distributed (`<ID>.jpg` + `annotation_*.odgt`), or a plain folder of images.
+"""CrowdHuman as distributed (`<ID>.jpg` + `annotation_*.odgt`, parsed torch-free in
+`roi_trt.datasets.crowdhuman`), or a plain folder of images.
 
 Problems in the data (malformed lines, missing images, boxes outside the image) are counted and
 reported with examples, and the affected items skipped: a long run never dies on one bad record.
 """
 
-import json
 import os
-from collections import Counter, OrderedDict
 
-import numpy as np
 import torch
 from PIL import Image
 
+from ..datasets.crowdhuman import DataReport, parse_odgt, scale_boxes  # noqa: F401 (DataReport, parse_odgt: public here too)
 from ..errors import RoiTrtError
 from ..imageio import IMAGE_SUFFIXES, load_rgb, resize
-
-
-class DataReport(object):
-    """Counts of skipped things, with the first few examples of each."""
-
-    def __init__(self, examples=3):
-        self.counts = Counter()
-        self.examples = OrderedDict()
-        self.max_examples = examples
-
-    def add(self, kind, example):
-        self.counts[kind] += 1
-        self.examples.setdefault(kind, [])
-        if len(self.examples[kind]) < self.max_examples:
-            self.examples[kind].append(str(example))
-
-    def lines(self):
-        return ["{}: {} (e.g. {})".format(kind, n, "; ".join(self.examples[kind])) for kind, n in self.counts.items()]
-
-
-def _xywh(box):
-    if not (isinstance(box, (list, tuple)) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)):
-        raise ValueError("box is not [x, y, w, h]")
-    x, y, w, h = (float(v) for v in box)
-    return [x, y, x + w, y + h]
-
-
-def parse_odgt(path, report):
-    """-> list of (ID, hboxes, vboxes) with boxes as [x0, y0, x1, y1] in original pixels.
-
-    Uses `person` entries only (`mask` entries mark crowds/reflections); a head box flagged
-    `head_attr.ignore` and a person box flagged `extra.ignore` are left out.
-    """
-    records = []
-    with open(path) as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                entry = json.loads(line)
-                image_id = str(entry["ID"])
-                hboxes, vboxes = [], []
-                for gt in entry.get("gtboxes", []):
-                    if gt.get("tag") != "person":
-                        continue
-                    if "hbox" in gt and not gt.get("head_attr", {}).get("ignore", 0):
-                        hboxes.append(_xywh(gt["hbox"]))
-                    if "vbox" in gt and not gt.get("extra", {}).get("ignore", 0):
-                        vboxes.append(_xywh(gt["vbox"]))
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                report.add("malformed lines", "{}:{} ({})".format(os.path.basename(path), line_no, exc))
-                continue
-            records.append((image_id, hboxes, vboxes))
-    return records
-
-
-def scale_boxes(boxes, from_size, to_size, report, where):
-    """Scale [x0, y0, x1, y1] boxes from (w, h) to (w', h'), round outward, clip, drop empty ones."""
-    (w, h), (tw, th) = from_size, to_size
-    out = []
-    for box in boxes:
-        x0, y0, x1, y1 = box
-        sx, sy = tw / float(w), th / float(h)
-        x0, x1 = int(np.floor(x0 * sx)), int(np.ceil(x1 * sx))
-        y0, y1 = int(np.floor(y0 * sy)), int(np.ceil(y1 * sy))
-        x0, x1 = max(0, min(x0, tw)), max(0, min(x1, tw))
-        y0, y1 = max(0, min(y0, th)), max(0, min(y1, th))
-        if x1 <= x0 or y1 <= y0:
-            report.add("empty or outside boxes", "{} {}".format(where, [round(v, 1) for v in box]))
-            continue
-        out.append([x0, y0, x1, y1])
-    return out
 
 
 class RoiDataset(torch.utils.data.Dataset):
