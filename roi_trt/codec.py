@@ -16,7 +16,7 @@ from .backends import PARTS, open_backend
 from .entropy import decode_latent, encode_latent
 from .imageio import pad_to_multiple, resize, to_nchw, to_rgb8
 from .store import resolve
-from .tiling import available_memory, run_tiled, tile_side
+from .tiling import HALO, available_memory, run_tiled, tile_side
 
 Timing = namedtuple("Timing", "transform entropy")
 Frame = namedtuple("Frame", "x height width")  # padded float NCHW image, and the size before padding
@@ -49,9 +49,14 @@ class Codec(object):
         self.max_memory = max_memory or default_max_memory()
 
     def tile_latents(self, part):
-        """Core side of a tile (latent units) for `part` within the memory budget."""
+        """Core side of a tile (latent units) for `part` within the memory budget (and, for an engine,
+        within its optimization profile)."""
         d = self.downsampling
-        return tile_side(self.max_memory, d * d * self.model.N * WORK_BYTES[part])
+        side = tile_side(self.max_memory, d * d * self.model.N * WORK_BYTES[part])
+        if hasattr(self.backend, "profile"):
+            largest = min(self.backend.profile(part)[2][2:]) // (d if part == "encoder" else 1)
+            side = max(1, min(side, largest - 2 * HALO))
+        return side
 
     def _transform(self, part, x, scale_in, scale_out, out_channels):
         run = self.backend.analysis if part == "encoder" else self.backend.synthesis

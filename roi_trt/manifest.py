@@ -26,10 +26,10 @@ VARIANTS = {
 }
 # ONNX Runtime 1.10 (the last for Python 3.6) rejects GDN1 as an unknown op; releases from 1.16 inline
 # local functions (checked with 1.31; earlier ones are given the standard-ops form to be safe).
-# TensorRT builds choose per `--gdn` mode and rewrite the custom-op file themselves.
+# TensorRT builds start from the custom-op file and rewrite it per `--gdn` mode (roi_trt.build.engine).
 RUNTIMES = {
     "onnxruntime": [["1.16", CUSTOM_OP], ["0", STANDARD_OPS]],
-    "tensorrt": [["0", STANDARD_OPS]],
+    "tensorrt": [["0", CUSTOM_OP]],
 }
 
 

@@ -1,8 +1,9 @@
 """MODEL -> one resolved model: the single place where what users pass as a model is understood.
 
 MODEL is nothing or `demo` (the demo shipped in the package: its export and its checkpoint), an export
-directory, a PyTorch checkpoint (exported into the cache on first use, which needs torch), or `N-M`
-(random weights of a configuration: latency only). The CLI, the codec, the benchmarks and the server
+directory, an engine directory (what `roi-trt build` writes: the export's manifest and entropy tables
+beside TensorRT engines), a PyTorch checkpoint (exported into the cache on first use, which needs
+torch), or `N-M` (random weights of a configuration: latency only). The CLI, the codec, the benchmarks and the server
 all resolve through `resolve`; torch is imported only when a checkpoint must be loaded or exported.
 """
 
@@ -86,6 +87,16 @@ class ResolvedModel(object):
             self._manifest = read_manifest(self.export_dir())
         return self._manifest
 
+    def engine_path(self, part):
+        """The TensorRT engine of `part` in an engine directory; with both GDN modes built, the plugin one."""
+        if self.kind != "engine":
+            raise ModelError("{} holds no TensorRT engines: build them with `roi-trt build`".format(self.label))
+        for gdn_mode in ("plugin", "inline"):
+            path = os.path.join(self._export_dir, "{}.{}.engine".format(part, gdn_mode))
+            if os.path.isfile(path):
+                return path
+        raise ModelError("{}: no {} engine (build it with `roi-trt build --part {}`)".format(self._export_dir, part, part))
+
     def onnx_file(self, part, runtime, version):
         """The ONNX file of `part` in the variant the export's manifest assigns to `runtime` `version`."""
         manifest = self.manifest()
@@ -167,8 +178,9 @@ def resolve(model=None, trust_pickle=False):
     label = os.path.splitext(os.path.basename(os.path.normpath(model)))[0]
     if os.path.isdir(model):
         if not os.path.isfile(os.path.join(model, MANIFEST)):
-            raise ModelError("{}: not an export directory (no {})".format(model, MANIFEST))
-        return ResolvedModel("export", label, export_dir=model)
+            raise ModelError("{}: not an export or engine directory (no {})".format(model, MANIFEST))
+        engines = any(name.endswith(".engine") for name in os.listdir(model))
+        return ResolvedModel("engine" if engines else "export", label, export_dir=model)
     if os.path.isfile(model):
         if not is_torch_checkpoint(model):
             raise ModelError("{}: not a model (expected 'demo', an export directory or a PyTorch checkpoint)".format(model))

@@ -3,7 +3,7 @@
 from ..errors import BackendError
 from .base import PARTS
 
-BACKENDS = ("onnxruntime", "torch")
+BACKENDS = ("onnxruntime", "torch", "tensorrt")
 
 
 def backend_class(name):
@@ -12,11 +12,16 @@ def backend_class(name):
         from .onnxruntime import OnnxRuntimeBackend as cls
     elif name == "torch":
         from .torch import TorchBackend as cls
+    elif name == "tensorrt":
+        from .tensorrt import TensorRTBackend as cls
     else:
         raise BackendError("unknown backend {!r} (choose from {})".format(name, ", ".join(BACKENDS)))
     return cls
 
 
 def open_backend(model, name="auto", parts=PARTS, threads=None, device=None):
-    """A backend for a resolved model; `auto` is ONNX Runtime (CUDA where onnxruntime-gpu finds a GPU)."""
-    return backend_class("onnxruntime" if name == "auto" else name)(model, parts=parts, threads=threads, device=device)
+    """A backend for a resolved model; `auto` is TensorRT for an engine directory, else ONNX Runtime (CUDA
+    where onnxruntime-gpu finds a GPU)."""
+    if name == "auto":
+        name = "tensorrt" if model.kind == "engine" else "onnxruntime"
+    return backend_class(name)(model, parts=parts, threads=threads, device=device)

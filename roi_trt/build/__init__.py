@@ -1,1 +1,2 @@
-"""Building TensorRT engines: the GDN1 plugin library and its loader (torch-free, Python 3.6)."""
+"""TensorRT engines: version-dependent API paths, build targets, the builder with its sidecars, and the GDN1
+plugin loader (torch-free, Python 3.6)."""

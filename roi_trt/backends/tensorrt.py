@@ -1,0 +1,132 @@
+"""TensorRT backend: the model's engines (built on this GPU by roi_trt.build), one execution context per
+part, one CUDA stream, pinned host buffers and asynchronous copies.
+
+Engines load through `build.engine.load_engine`, so each is checked against its sidecar (hash, model,
+TensorRT release, GPU, plugin library) before TensorRT deserializes it. Inputs outside an engine's
+optimization profile are refused before anything runs. tensorrt and the CUDA library (pycuda,
+cuda-bindings or libcudart, see roi_trt.cuda) are imported when the backend opens.
+"""
+
+import re
+import threading
+
+import numpy as np
+
+from .. import cuda
+from ..build import trt_api
+from ..build.engine import load_engine
+from ..build.targets import shape_text
+from ..errors import BackendError
+from .base import PARTS, Backend
+
+
+class _Part(object):
+    """One part's engine (build.engine.LoadedEngine), execution context, I/O names, profile (min, opt,
+    max NCHW, from the sidecar) and buffers [device in, device out, pinned in, pinned out]."""
+
+    def __init__(self, loaded, context, io, profile):
+        self.loaded, self.context, self.io, self.profile = loaded, context, io, profile
+        self.buffers = [None] * 4
+
+
+def _device_index(device):
+    if device in (None, "auto", "cuda"):
+        return 0
+    match = re.match(r"^cuda:(\d+)$", str(device))
+    if not match:
+        raise BackendError("tensorrt runs on cuda or cuda:N, not {!r}".format(device))
+    return int(match.group(1))
+
+
+class TensorRTBackend(Backend):
+    name = "tensorrt"
+
+    def __init__(self, model, parts=PARTS, threads=None, device=None, plugin_path=None):
+        self._index = _device_index(device)
+        self._plugin_path = plugin_path
+        self._cuda = cuda.open_runtime(self._index)
+        self._lock = threading.Lock()  # one stream and per-part buffers: one inference at a time
+        with self._cuda.active():
+            self._stream = self._cuda.stream()
+        super(TensorRTBackend, self).__init__(model, parts, threads, device)
+
+    @property
+    def device(self):
+        return "cuda:{}".format(self._index)
+
+    def _load(self, part):
+        expect = {"fingerprint": self.model.fingerprint, "N": self.model.N, "M": self.model.M, "part": part}
+        with self._cuda.active():
+            loaded = load_engine(self.model.engine_path(part), expect, self._plugin_path, self._index)
+            io = trt_api.engine_io(loaded.engine, loaded.trt, loaded.version)
+            context = loaded.engine.create_execution_context()
+        if context is None:
+            raise BackendError("TensorRT could not create an execution context for the {} (out of GPU memory?)".format(
+                part))
+        shapes = loaded.sidecar["profile"]
+        profile = tuple(tuple(shapes[k]) for k in ("min", "opt", "max"))
+        return _Part(loaded, context, io, profile)
+
+    def profile(self, part):
+        """(min, opt, max) NCHW input shapes the part's engine accepts: larger images need tiles within max."""
+        return self._parts[part].profile
+
+    def fixed_shape(self, part):
+        """The engine's single input shape where its profile allows only one, else the model's."""
+        handle = self._parts.get(part)
+        if handle is not None and handle.profile[0] == handle.profile[2]:
+            batch, _, height, width = handle.profile[0]
+            return batch, height, width
+        return super(TensorRTBackend, self).fixed_shape(part)
+
+    def _check_profile(self, part, shape):
+        low, _, high = self.profile(part)
+        if any(s < lo or s > hi for s, lo, hi in zip(shape, low, high)):
+            raise BackendError("{} input {} is outside the engine's profile ({} to {}): rebuild the engine with "
+                               "shapes that cover it, or process the image in smaller tiles".format(
+                                   part, shape_text(shape), shape_text(low), shape_text(high)))
+
+    def _buffer(self, handle, slot, nbytes):
+        """The slot's buffer, reallocated when too small (0, 1: device; 2, 3: pinned host)."""
+        current = handle.buffers[slot]
+        if current is not None:
+            if current.nbytes >= nbytes:
+                return current
+            handle.buffers[slot] = None
+            self._cuda.free(current)
+        nbytes = max(nbytes, 1 << 20)
+        handle.buffers[slot] = self._cuda.device_buffer(nbytes) if slot < 2 else self._cuda.host_buffer(nbytes)
+        return handle.buffers[slot]
+
+    def _run(self, part, array):
+        self._check_profile(part, array.shape)
+        handle = self._parts[part]
+        with self._lock, self._cuda.active():
+            out_shape = trt_api.set_input_shape(handle.context, handle.io, array.shape)
+            n_in, n_out = array.nbytes, int(np.prod(out_shape)) * 4
+            device_in, device_out = self._buffer(handle, 0, n_in), self._buffer(handle, 1, n_out)
+            host_in, host_out = self._buffer(handle, 2, n_in), self._buffer(handle, 3, n_out)
+            host_in.array[:n_in] = array.reshape(-1).view(np.uint8)
+            self._cuda.to_device(device_in, host_in, n_in, self._stream)
+            trt_api.execute(handle.context, handle.io, device_in.ptr, device_out.ptr, self._stream.handle)
+            self._cuda.to_host(host_out, device_out, n_out, self._stream)
+            self._cuda.synchronize(self._stream)
+            return host_out.array[:n_out].view(np.float32).reshape(out_shape).copy()
+
+    def _release(self, handle):
+        for buffer in handle.buffers:
+            if buffer is not None:
+                self._cuda.free(buffer)
+        handle.buffers = [None] * 4
+        handle.context = None  # the context before its engine
+        handle.loaded = None
+
+    def close(self):
+        if self.closed:
+            return
+        stream, self._stream = self._stream, None
+        with self._cuda.active():  # TensorRT frees device memory: on this device, in the pycuda context
+            super(TensorRTBackend, self).close()
+            if stream is not None:
+                self._cuda.destroy_stream(stream)
+        self._cuda.close()

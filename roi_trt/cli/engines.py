@@ -1,0 +1,101 @@
+"""Commands for TensorRT: build engines on this GPU, and say what this machine can run."""
+
+import os
+import re
+
+import click
+
+from .options import force_option
+
+
+def _image(ctx, param, value):
+    """BxHxW or HxW (batch 1) -> (batch, height, width)."""
+    if value is None:
+        return None
+    m = re.fullmatch(r"(?:(\d+)x)?(\d+)x(\d+)", value)
+    if not m:
+        raise click.BadParameter("expected HEIGHTxWIDTH or BATCHxHEIGHTxWIDTH, e.g. 512x512")
+    return int(m.group(1) or 1), int(m.group(2)), int(m.group(3))
+
+
+@click.command()
+@click.argument("model", required=False)
+@click.option("--target", type=click.Choice(("nano", "a100", "h100", "auto")), default="auto", show_default=True,
+              help="The GPU the engine is built on and for (engines run only where they were built); auto: this GPU.")
+@click.option("--part", type=click.Choice(("encoder", "decoder", "both")), default="both", show_default=True,
+              help="encoder for cameras, decoder for servers.")
+@click.option("--gdn", type=click.Choice(("inline", "plugin")), default="inline", show_default=True,
+              help="GDN1 as standard TensorRT layers, or as the fused plugin (build engines/ first).")
+@click.option("--shape", callback=_image, help="One image shape for the engine (min = opt = max), e.g. 1x512x512.")
+@click.option("--min", "min_shape", callback=_image, help="Smallest image of the profile [default: one latent unit].")
+@click.option("--opt", "opt_shape", callback=_image, help="Image shape TensorRT tunes for [default: the target's, 1x512x512].")
+@click.option("--max", "max_shape", callback=_image, help="Largest image (larger ones are tiled) [default: the target's].")
+@click.option("--plugin", type=click.Path(dir_okay=False), help="GDN1 plugin library [default: $ROI_TRT_PLUGIN, else engines/build/].")
+@click.option("--timing-cache", type=click.Path(dir_okay=False), help="Timing cache reused across builds [default: one per TensorRT and GPU in the cache].")
+@click.option("--version-compatible", is_flag=True, help="An engine later TensorRT releases can run (8.6+; --gdn inline only).")
+@click.option("--device", default=0, show_default=True, type=click.IntRange(0), help="CUDA device index.")
+@click.option("-o", "--output", type=click.Path(file_okay=False), help="Engine directory [default: engines/<model>-<target>].")
+@force_option
+def build(model, target, part, gdn, shape, min_shape, opt_shape, max_shape, plugin, timing_cache, version_compatible,
+          device, output, force):
+    """Build FP32 TensorRT engines of MODEL [default: demo] on this machine's GPU, with sidecars.
+
+    The engine directory also holds the export's manifest and entropy tables, so it is a MODEL itself:
+    `roi-trt encode IMG -m engines/demo-nano`.
+    """
+    from ..build.engine import build_engine
+    from ..build.targets import input_shape
+    from ..errors import UsageError
+    from ..fileio import atomic_output
+    from ..manifest import ENTROPY_TABLES, MANIFEST, read_manifest
+    from ..optional import require
+    from ..store import resolve
+
+    resolved = resolve(model)
+    trt = require("tensorrt", "roi-trt build")
+    if shape and (min_shape or opt_shape or max_shape):
+        raise UsageError("give --shape or --min/--opt/--max, not both")
+    output = output or os.path.join("engines", "{}-{}".format(resolved.label, target))
+    if os.path.isfile(os.path.join(output, MANIFEST)) and read_manifest(output)["fingerprint"] != resolved.fingerprint:
+        raise UsageError("{} holds engines of another model: choose another -o".format(output))
+    parts = ("encoder", "decoder") if part == "both" else (part,)
+    for name in parts:
+        shapes = None
+        if shape or min_shape or opt_shape or max_shape:
+            images = (shape,) * 3 if shape else (min_shape, opt_shape, max_shape)
+            if None in images:
+                raise UsageError("--min, --opt and --max go together")
+            shapes = tuple(input_shape(name, image, resolved.N, resolved.M) for image in images)
+        path = build_engine(resolved.onnx_file(name, "tensorrt", trt.__version__), name, resolved.N, resolved.M,
+                            resolved.fingerprint, target=target, shapes=shapes, gdn_mode=gdn, plugin_path=plugin,
+                            out_dir=output, timing_cache=timing_cache, device=device,
+                            version_compatible=version_compatible, replace=force, log=click.echo)
+        click.echo("built {}".format(path))
+    for name in (MANIFEST, ENTROPY_TABLES):  # what makes the directory a model of its own
+        with open(os.path.join(resolved.export_dir(), name), "rb") as f:
+            data = f.read()
+        with atomic_output(os.path.join(output, name)) as tmp:
+            with open(tmp, "wb") as f:
+                f.write(data)
+
+
+@click.command()
+@click.option("--selftest", is_flag=True, help="Build both parts in both GDN modes on this GPU and check them "
+                                               "against ONNX Runtime on the CPU; prints a report to paste into an issue.")
+def doctor(selftest):
+    """What is installed and usable here for each target, and what is missing."""
+    import sys
+
+    from ..doctor import report, selftest as run_selftest
+
+    for line in report():
+        click.echo(line)
+    if selftest:
+        lines, ok = run_selftest()
+        for line in lines:
+            click.echo(line)
+        if not ok:
+            sys.exit(1)
+
+
+COMMANDS = (build, doctor)

@@ -1,0 +1,438 @@
+"""The TensorRT builder's GPU-free core: version decisions, targets, the ONNX each build mode parses, engine
+sidecars and their refusals (before TensorRT is imported), and CUDA device detection through the real
+CUDA runtime. Builds and runs on a GPU are in test_tensorrt_gpu.py; NVIDIA's parser in test_tensorrt_rtx.py.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import onnx
+import pytest
+
+from roi_trt import cuda
+from roi_trt.build import engine, targets, trt_api
+from roi_trt.build.targets import Profile
+from roi_trt.errors import BackendError, BuildError, EngineError
+from roi_trt.manifest import read_manifest
+from roi_trt.onnx_rewrite import is_gdn1
+from roi_trt.spec import GDN1_OP
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# -- version decisions -----------------------------------------------------------------------------
+
+EXPLICIT = ("EXPLICIT_BATCH",)
+OVERRIDE = ("ENABLE_PLUGIN_OVERRIDE",)
+# version: network flags, workspace setting, engine I/O, strip GDN1 function bodies, parser flags, version-compatible
+VERSIONS = [
+    ((8, 0, 1), EXPLICIT, "max_workspace_size", "bindings", True, (), False),
+    ((8, 2, 1), EXPLICIT, "max_workspace_size", "bindings", True, (), False),
+    ((8, 5, 3), EXPLICIT, "memory_pool_limit", "tensors", True, (), False),
+    ((8, 6, 1), EXPLICIT, "memory_pool_limit", "tensors", True, (), True),
+    ((9, 2, 0), EXPLICIT, "memory_pool_limit", "tensors", True, (), True),
+    ((10, 0, 1), (), "memory_pool_limit", "tensors", True, (), True),
+    ((10, 6, 0), (), "memory_pool_limit", "tensors", True, (), True),
+    ((10, 7, 0), (), "memory_pool_limit", "tensors", False, (), True),
+    ((10, 15, 1), (), "memory_pool_limit", "tensors", False, OVERRIDE, True),
+    ((11, 1, 0), (), "memory_pool_limit", "tensors", False, OVERRIDE, True),
+]
+
+
+@pytest.mark.parametrize("version, network, workspace, io, strip, parser_flags, compatible", VERSIONS)
+def test_version_decisions(version, network, workspace, io, strip, parser_flags, compatible):
+    assert trt_api.network_flag_names(version) == network
+    assert trt_api.workspace_setting(version) == workspace
+    assert trt_api.cleared_flag_names(version) == ("TF32",)  # FP32 as in the paper, 11.x included
+    assert trt_api.io_style(version) == io
+    dispatch = trt_api.plugin_dispatch(version)
+    assert (dispatch.strip_functions, dispatch.parser_flags) == (strip, parser_flags)
+    assert trt_api.version_compatible_available(version) == compatible
+
+
+def test_plugin_dispatch_orders_name_what_the_parser_tries_first():
+    assert trt_api.plugin_dispatch((8, 2, 1)).order == "plugin registry by op type"
+    assert trt_api.plugin_dispatch((10, 6)).order.startswith("built-in op, then local function")
+    assert trt_api.plugin_dispatch((10, 7)).order.startswith("registered plugin")
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("8.2.1.8", (8, 2, 1, 8)), ("10.15.1", (10, 15, 1)), ("11.1.0+cuda13", (11, 1, 0)), ("8.6.0.post1", (8, 6, 0)),
+])
+def test_version_tuple(text, expected):
+    assert trt_api.version_tuple(text) == expected
+
+
+def test_version_tuple_rejects_what_is_no_version():
+    with pytest.raises(ValueError):
+        trt_api.version_tuple("rtx")
+
+
+@pytest.mark.parametrize("built, runtime, compatible, runs", [
+    ((8, 2, 1, 8), (8, 2, 1, 8), False, True),
+    ((8, 2, 1, 8), (8, 2, 1, 9), False, True),   # the same release
+    ((8, 2, 1), (8, 2, 3), False, False),
+    ((10, 3, 0), (10, 5, 0), False, False),
+    ((10, 3, 0), (10, 5, 0), True, True),       # version-compatible: later releases of the same major
+    ((10, 5, 0), (10, 3, 0), True, False),      # never older ones
+    ((8, 6, 1), (10, 0, 1), True, True),        # the supported cross-major pairs
+    ((10, 9, 0), (11, 1, 0), True, True),
+    ((8, 6, 1), (11, 1, 0), True, False),
+    ((8, 5, 3), (8, 6, 1), True, False),        # no version-compatible engines before 8.6
+])
+def test_engine_runs_on(built, runtime, compatible, runs):
+    assert trt_api.engine_runs_on(built, runtime, compatible) == runs
+
+
+# -- targets ---------------------------------------------------------------------------------------
+
+
+def test_targets_gpus_workspaces_and_tensorrt_majors():
+    nano, a100, h100 = (targets.TARGETS[n] for n in ("nano", "a100", "h100"))
+    assert (nano.compute_capability, a100.compute_capability, h100.compute_capability) == ((5, 3), (8, 0), (9, 0))
+    assert nano.workspace_bytes == 256 << 20 and nano.tensorrt_majors == (8,)
+    assert a100.tensorrt_majors == h100.tensorrt_majors == (10, 11)
+    assert targets.NAMES == ("a100", "h100", "nano", "auto")
+
+
+def test_nano_default_profiles_follow_the_model():
+    nano = targets.TARGETS["nano"]
+    profile = targets.default_profile
+    assert profile(nano, "encoder", 128, 2) == Profile((1, 3, 16, 16), (1, 3, 512, 512), (1, 3, 768, 768))
+    assert profile(nano, "decoder", 128, 2) == Profile((1, 128, 1, 1), (1, 128, 32, 32), (1, 128, 48, 48))
+    assert profile(nano, "encoder", 256, 1).min == (1, 3, 8, 8)
+    assert profile(nano, "decoder", 256, 1) == Profile((1, 256, 1, 1), (1, 256, 64, 64), (1, 256, 96, 96))
+
+
+def test_server_profiles_allow_batches():
+    profile = targets.default_profile(targets.TARGETS["h100"], "decoder", 256, 2)
+    assert profile.opt == (1, 256, 32, 32) and profile.max == (4, 256, 128, 128)
+
+
+def test_auto_target_comes_from_the_compute_capability():
+    assert targets.resolve("auto", (5, 3)).name == "nano"
+    assert targets.resolve("auto", (9, 0)).name == "h100"
+    with pytest.raises(BuildError, match="no build target for compute capability 8.6"):
+        targets.resolve("auto", (8, 6))
+
+
+def test_a_named_target_must_be_the_gpu_at_hand():
+    assert targets.resolve("a100", (8, 0)).name == "a100"
+    with pytest.raises(BuildError, match="target nano is compute capability 5.3, this GPU is 8.0"):
+        targets.resolve("nano", (8, 0))
+    with pytest.raises(BuildError, match="unknown target 'orin'"):
+        targets.resolve("orin", (8, 7))
+
+
+def test_tensorrt_majors_are_checked_per_target():
+    targets.check_tensorrt(targets.TARGETS["nano"], (8, 2, 1))
+    with pytest.raises(BuildError, match="target nano supports TensorRT 8.x, this is 10.3.0"):
+        targets.check_tensorrt(targets.TARGETS["nano"], (10, 3, 0))
+    with pytest.raises(BuildError, match="10.x/11.x, this is 8.6.1"):
+        targets.check_tensorrt(targets.TARGETS["a100"], (8, 6, 1))
+
+
+@pytest.mark.parametrize("profile, part, message", [
+    (((1, 3, 16, 16), (1, 3, 32, 32), (1, 4, 64, 64)), "encoder", "max shape 1x4x64x64 is not Nx3xHxW"),
+    (((1, 3, 16, 16), (1, 3, 40, 32), (1, 3, 64, 64)), "encoder", "multiples of 16"),
+    (((1, 3, 16, 16), (1, 3, 128, 32), (1, 3, 64, 64)), "encoder", "min <= opt <= max"),
+    (((1, 128, 2, 2), (1, 128, 2), (1, 128, 4, 4)), "decoder", "opt shape 1x128x2 is not Nx128xHxW"),
+    ((1, 2, 3), "decoder", "three NCHW shapes"),
+])
+def test_profiles_are_checked(profile, part, message):
+    with pytest.raises(BuildError, match=message):
+        targets.check_profile(profile, part, 128, 2)
+
+
+def test_a_valid_profile_becomes_int_tuples():
+    assert targets.check_profile([[1, 128, 1, 1], [1, 128, 5, 7], [2, 128, 9, 9]], "decoder", 128, 2) == Profile(
+        (1, 128, 1, 1), (1, 128, 5, 7), (2, 128, 9, 9))
+
+
+# -- the ONNX each build mode parses --------------------------------------------------------------
+
+
+def files(export_dir):
+    manifest = read_manifest(export_dir)
+    return {name: os.path.join(export_dir, name) for name in manifest["sha256"]}, manifest
+
+
+@pytest.mark.parametrize("part", ["encoder", "decoder"])
+def test_inline_mode_parses_standard_ops(export_dir, part):
+    paths, manifest = files(export_dir)
+    data, plugin_layers, static = engine.onnx_for_tensorrt(paths[part + ".onnx"], "inline", (8, 2, 1))
+    model = onnx.load_from_string(data)
+    assert plugin_layers == 0 and static is None  # a dynamic export
+    assert not model.functions and not any(n.op_type == GDN1_OP for n in model.graph.node)
+    assert [o.domain for o in model.opset_import] == [""]
+    std, _, _ = engine.onnx_for_tensorrt(paths[part + ".std.onnx"], "inline", (8, 2, 1))
+    assert onnx.load_from_string(std).graph.node == onnx.load(paths[part + ".std.onnx"]).graph.node
+
+
+@pytest.mark.parametrize("version, functions", [((8, 2, 1), 0), ((10, 6, 0), 0), ((10, 7, 0), 1), ((11, 1, 0), 1)])
+def test_plugin_mode_keeps_gdn1_nodes_and_strips_functions_where_they_would_win(export_dir, version, functions):
+    paths, manifest = files(export_dir)
+    data, plugin_layers, _ = engine.onnx_for_tensorrt(paths["decoder.onnx"], "plugin", version)
+    model = onnx.load_from_string(data)
+    assert plugin_layers == manifest["M"] + 1 == sum(1 for n in model.graph.node if is_gdn1(n))
+    assert len(model.functions) == functions
+    if not functions:
+        assert model.ir_version == 7
+
+
+def test_plugin_mode_needs_the_custom_op_file(export_dir):
+    paths, _ = files(export_dir)
+    with pytest.raises(BuildError, match="has no GDN1 node for the plugin"):
+        engine.onnx_for_tensorrt(paths["encoder.std.onnx"], "plugin", (10, 7, 0))
+
+
+def test_a_fixed_shape_export_fixes_the_profile():
+    static = (1, 3, 64, 96)
+    assert engine._profile(None, static, targets.TARGETS["nano"], "encoder", 128, 2) == Profile(static, static, static)
+    with pytest.raises(BuildError, match="fixed to encoder input 1x3x64x96"):
+        engine._profile(((1, 3, 16, 16), static, static), static, targets.TARGETS["nano"], "encoder", 128, 2)
+
+
+# -- sidecars --------------------------------------------------------------------------------------
+
+FINGERPRINT = "ab" * 32
+GPU = cuda.Device(0, "NVIDIA H100 80GB HBM3", (9, 0), 80 << 30)
+PLUGIN_SHA = "cd" * 32
+
+
+def write_fake_engine(tmp_path, export_dir, gdn="plugin", flags=("DIRECT_IO",), data=b"serialized engine bytes"):
+    """An engine file and its sidecar as build_engine writes them; the bytes are no engine (nothing here
+    deserializes them: every test below is refused first)."""
+    compiled = engine.Compiled(data, list(flags), "latent_hat", "image",
+                               Profile((1, 128, 1, 1), (1, 128, 32, 32), (1, 128, 48, 48)))
+    sidecar = engine.make_sidecar("decoder", 128, 2, FINGERPRINT, gdn, PLUGIN_SHA if gdn == "plugin" else None,
+                                  "10.7.0.23", GPU, "h100", compiled, 4 << 30, os.path.join(export_dir, "decoder.onnx"))
+    path = str(tmp_path / engine.engine_file_name("decoder", gdn))
+    return path, engine.write_engine(path, data, sidecar)
+
+
+def here(tensorrt="10.7.0.23", gpu=GPU, plugin=PLUGIN_SHA):
+    return engine.environment(tensorrt, gpu, plugin)
+
+
+EXPECT = {"fingerprint": FINGERPRINT, "N": 128, "M": 2, "part": "decoder"}
+
+
+def test_sidecar_round_trip(tmp_path, export_dir):
+    path, written = write_fake_engine(tmp_path, export_dir)
+    assert os.path.basename(path) == "decoder.plugin.engine" and os.path.isfile(path + ".json")
+    sidecar = engine.read_sidecar(path)
+    assert sidecar == written
+    assert sidecar["engine"] == "decoder.plugin.engine" and sidecar["engine_sha256"] == engine.file_sha256(path)
+    assert sidecar["gpu"] == {"name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0", "total_memory": 80 << 30}
+    assert sidecar["profile"] == {"input": "latent_hat", "output": "image", "min": [1, 128, 1, 1],
+                                  "opt": [1, 128, 32, 32], "max": [1, 128, 48, 48]}
+    assert (sidecar["builder_flags"], sidecar["plugin_sha256"], sidecar["gdn"]) == (["DIRECT_IO"], PLUGIN_SHA, "plugin")
+    assert sidecar["onnx"] == {"file": "decoder.onnx", "sha256": read_manifest(export_dir)["sha256"]["decoder.onnx"]}
+    assert (sidecar["part"], sidecar["N"], sidecar["M"], sidecar["fingerprint"]) == ("decoder", 128, 2, FINGERPRINT)
+    assert sidecar["tensorrt_version"] == "10.7.0.23" and sidecar["roi_trt_version"]
+    engine.check_sidecar(sidecar, sidecar["engine_sha256"], EXPECT, here())
+
+
+def test_a_modified_engine_is_refused(tmp_path, export_dir):
+    path, sidecar = write_fake_engine(tmp_path, export_dir)
+    with open(path, "ab") as f:
+        f.write(b"!")
+    refused = (r"refusing TensorRT engine decoder.plugin.engine: its SHA-256 is \w{12}\.\.\., "
+               r"the sidecar says \w{12}\.\.\. \(the file changed after the build\)")
+    with pytest.raises(EngineError, match=refused):
+        engine.check_sidecar(sidecar, engine.file_sha256(path), EXPECT)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("fingerprint", "ef" * 32, r"fingerprint is abababababab\.\.\., expected efefefefefef\.\.\."),
+    ("N", 256, "N is 128, expected 256"),
+    ("M", 1, "M is 2, expected 1"),
+    ("part", "encoder", "part is decoder, expected encoder"),
+])
+def test_an_engine_of_another_model_is_refused(tmp_path, export_dir, key, value, message):
+    _, sidecar = write_fake_engine(tmp_path, export_dir)
+    with pytest.raises(EngineError, match=message):
+        engine.check_sidecar(sidecar, sidecar["engine_sha256"], dict(EXPECT, **{key: value}))
+
+
+@pytest.mark.parametrize("environment, message", [
+    (here(tensorrt="10.8.0.43"), "built with TensorRT 10.7.0.23, this is 10.8.0.43"),
+    (here(gpu=cuda.Device(0, "NVIDIA A100-SXM4-80GB", (8, 0), 80 << 30)),
+     r"built for compute capability 9.0 \(NVIDIA H100 80GB HBM3\), this GPU is 8.0 \(NVIDIA A100-SXM4-80GB\)"),
+    (here(plugin="ef" * 32), r"built with GDN1 plugin library cdcdcdcdcdcd\.\.\., the one here is efefefefefef\.\.\."),
+])
+def test_an_engine_for_another_machine_is_refused(tmp_path, export_dir, environment, message):
+    _, sidecar = write_fake_engine(tmp_path, export_dir)
+    with pytest.raises(EngineError, match=message):
+        engine.check_sidecar(sidecar, sidecar["engine_sha256"], EXPECT, environment)
+
+
+def test_every_difference_is_named_on_one_line(tmp_path, export_dir):
+    _, sidecar = write_fake_engine(tmp_path, export_dir)
+    with pytest.raises(EngineError) as info:
+        engine.check_sidecar(sidecar, "0" * 64, dict(EXPECT, N=256), here(tensorrt="8.6.1", plugin=None))
+    message = str(info.value)
+    assert "\n" not in message
+    assert [p.split(" ")[0] for p in message.split(": ", 1)[1].split("; ")] == ["its", "N", "built", "built"]
+
+
+def test_inline_engines_need_no_plugin_and_version_compatible_ones_run_on_later_releases(tmp_path, export_dir):
+    _, sidecar = write_fake_engine(tmp_path, export_dir, gdn="inline", flags=("VERSION_COMPATIBLE",))
+    assert sidecar["plugin_sha256"] is None
+    engine.check_sidecar(sidecar, sidecar["engine_sha256"], EXPECT, here(tensorrt="10.16.1", plugin=None))
+    with pytest.raises(EngineError, match="built with TensorRT 10.7.0.23, this is 10.6.0"):
+        engine.check_sidecar(sidecar, sidecar["engine_sha256"], EXPECT, here(tensorrt="10.6.0", plugin=None))
+
+
+def test_a_foreign_sidecar_is_refused(tmp_path, export_dir):
+    path, sidecar = write_fake_engine(tmp_path, export_dir)
+    with pytest.raises(EngineError, match="not a roi-trt engine sidecar of format version 1"):
+        engine.check_sidecar(dict(sidecar, format_version=0), sidecar["engine_sha256"], EXPECT)
+    with open(path + ".json", "w") as f:
+        f.write("[]")
+    with pytest.raises(EngineError, match="unreadable engine sidecar"):
+        engine.load_engine(path, EXPECT)
+    os.remove(path + ".json")
+    with pytest.raises(EngineError, match="has no sidecar decoder.plugin.engine.json: roi-trt loads only engines"):
+        engine.load_engine(path, EXPECT)
+    os.remove(path)
+    with pytest.raises(EngineError, match="no TensorRT engine .*decoder.plugin.engine \\(build it first\\)"):
+        engine.load_engine(path, EXPECT)
+
+
+LOAD = """
+import json, sys
+sys.modules["tensorrt"] = None  # importing it would raise ImportError: the refusal must come first
+from roi_trt.build.engine import load_engine
+from roi_trt.errors import EngineError
+try:
+    load_engine(sys.argv[1], json.loads(sys.argv[2]))
+except EngineError as exc:
+    print(json.dumps(["EngineError", str(exc)]))
+"""
+
+
+def load_in_subprocess(path, expect):
+    proc = subprocess.run([sys.executable, "-c", LOAD, path, json.dumps(expect)], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, universal_newlines=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def test_a_tampered_engine_is_refused_before_tensorrt_is_imported(tmp_path, export_dir):
+    path, _ = write_fake_engine(tmp_path, export_dir)
+    with open(path, "r+b") as f:
+        f.write(b"S")
+    kind, message = load_in_subprocess(path, EXPECT)
+    assert kind == "EngineError" and "the file changed after the build" in message
+    kind, message = load_in_subprocess(path, dict(EXPECT, fingerprint="ef" * 32))
+    assert "fingerprint is abababababab..., expected efefefefefef..." in message
+
+
+def test_without_a_gpu_loading_stops_before_tensorrt(tmp_path, export_dir):
+    if cuda.detect().devices:
+        pytest.skip("a CUDA device is present: test_tensorrt_gpu.py loads engines here")
+    path, _ = write_fake_engine(tmp_path, export_dir)
+    kind, message = load_in_subprocess(path, EXPECT)
+    assert kind == "EngineError" and message.startswith("no CUDA device: ")
+
+
+BUILD = """
+import sys
+sys.modules["tensorrt"] = None
+from roi_trt.build.engine import build_engine
+from roi_trt.errors import BuildError
+try:
+    build_engine(sys.argv[1], "encoder", 128, 2, "ab" * 32, target="nano", out_dir=sys.argv[2])
+except BuildError as exc:
+    print(exc)
+"""
+
+
+def test_without_a_gpu_building_stops_before_tensorrt(tmp_path, export_dir):
+    if cuda.detect().devices:
+        pytest.skip("a CUDA device is present: test_tensorrt_gpu.py builds engines here")
+    proc = subprocess.run([sys.executable, "-c", BUILD, os.path.join(export_dir, "encoder.onnx"), str(tmp_path)],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, cwd=ROOT)
+    assert proc.returncode == 0 and proc.stdout.startswith("no CUDA device: "), proc.stdout
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_timing_caches_are_kept_per_tensorrt_release_and_gpu_model(tmp_path):
+    path = engine.default_timing_cache("10.7.0.23", cuda.Device(0, "NVIDIA A100-SXM4-80GB", (8, 0), 0))
+    assert path == os.path.join(str(tmp_path), "cache", "tensorrt", "timing-10.7.0.23-sm80-NVIDIA_A100-SXM4-80GB.cache")
+
+
+def test_build_engine_checks_its_arguments_first(tmp_path):
+    with pytest.raises(BuildError, match="gdn mode one of inline, plugin, got 'encoder' and 'fused'"):
+        engine.build_engine("x.onnx", "encoder", 128, 2, FINGERPRINT, gdn_mode="fused")
+    with pytest.raises(BuildError, match="version-compatible engines cannot carry the GDN1 plugin"):
+        engine.build_engine("x.onnx", "encoder", 128, 2, FINGERPRINT, gdn_mode="plugin", version_compatible=True)
+
+
+# -- CUDA device detection -------------------------------------------------------------------------
+
+
+def cudart_apis():
+    apis = cuda.cudart_apis()
+    if not apis:
+        pytest.skip("neither cuda-bindings nor a libcudart.so is installed here")
+    if cuda.detect().devices:
+        pytest.skip("a CUDA device is present (these tests check the no-device answers)")
+    return apis
+
+
+def test_detection_says_why_there_is_no_device():
+    cudart_apis()
+    detection = cuda.detect()
+    assert detection.devices == [] and detection.api is None
+    assert detection.reason.startswith("no CUDA device: ") and "\n" not in detection.reason
+
+
+@pytest.mark.parametrize("library", ["cuda-bindings", "libcudart"])
+def test_each_cuda_runtime_answers_for_real(library):
+    apis = [api for api in cudart_apis() if api.library == library]
+    if not apis:
+        pytest.skip("{} is not installed here".format(library))
+    for api in apis:
+        detection = cuda.detect([api])
+        assert detection.devices == [], api.label
+        # this machine has no NVIDIA driver: the runtime answers cudaErrorInsufficientDriver (35)
+        assert "cudaGetDeviceCount: CUDA error 35, cudaErrorInsufficientDriver" in detection.reason, detection.reason
+        assert "no NVIDIA driver is loaded" in detection.reason and api.label in detection.reason
+
+
+@pytest.mark.parametrize("library", ["cuda-bindings", "libcudart"])
+def test_the_runners_cuda_calls_reach_the_runtime(library):
+    """Every call the runner makes, made for real: each must fail with the driver's error 35, not a
+    TypeError or a missing symbol."""
+    apis = [api for api in cudart_apis() if api.library == library]
+    if not apis:
+        pytest.skip("{} is not installed here".format(library))
+    calls = [("cudaSetDevice", lambda api: api.set_device(0)), ("cudaStreamCreate", lambda api: api.stream_create()),
+             ("cudaStreamSynchronize", lambda api: api.stream_synchronize(0)),
+             ("cudaStreamDestroy", lambda api: api.stream_destroy(0)), ("cudaMalloc", lambda api: api.malloc(1024)),
+             ("cudaFree", lambda api: api.free(0)), ("cudaMallocHost", lambda api: api.malloc_host(1024)),
+             ("cudaFreeHost", lambda api: api.free_host(0)),
+             ("cudaMemcpyAsync", lambda api: api.memcpy_async(0, 0, 16, cuda.HOST_TO_DEVICE, 0)),
+             ("cudaGetDeviceProperties", lambda api: api.properties(0))]
+    for api in apis:
+        for function, call in calls:
+            with pytest.raises(BackendError, match="^{}: CUDA error 35, ".format(function)):
+                call(api)
+
+
+def test_the_runner_refuses_to_open_without_a_device():
+    cudart_apis()
+    from roi_trt.backends.tensorrt import TensorRTBackend
+    from roi_trt.store import resolve
+
+    with pytest.raises(BackendError, match="^no CUDA device: "):
+        TensorRTBackend(resolve("demo"))
+    with pytest.raises(BackendError, match="tensorrt runs on cuda or cuda:N, not 'cpu'"):
+        TensorRTBackend(resolve("demo"), device="cpu")
+    with pytest.raises(BackendError, match=r"\$ROI_TRT_CUDA must be one of pycuda, cuda-bindings, libcudart"):
+        cuda.open_runtime(0, "cupy")
