@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Tab. II on a Jetson Nano, one command: build FP32 TensorRT engines of MODEL (default: the shipped demo)
+# on this Nano, then time TensorRT (GPU) and ONNX Runtime (CPU) encode/decode beside JPEG with the paper's
+# protocol (512x512, 10 runs per image, host<->device copies included) into one CSV, and report it.
+# Usage: bash jetson/bench.sh [MODEL] [OUT.csv]; GDN=plugin uses the fused GDN1 plugin (built by install.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+model=${1:-demo}
+out=${2:-nano.csv}
+engines=engines/$(basename "${model%/}")-nano-${GDN:-inline}
+python3 -m roi_trt.cli build "$model" --target nano --gdn "${GDN:-inline}" -o "$engines" --force
+# one run, side by side: the engines on the GPU, the export on the CPU (the other pairings are skipped with a note)
+python3 -m roi_trt.cli bench latency --models "$engines,$model" --backends tensorrt,onnxruntime --codecs jpeg \
+    -o "$out" --force
+python3 -m roi_trt.cli bench report "$out" --compare paper
