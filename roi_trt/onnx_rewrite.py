@@ -66,12 +66,7 @@ def standard_ops_model(proto):
     lowered_weights, nodes = [], []
     for node in graph.node:
         nodes.extend(_lower(node, initializers, lowered_weights) if is_gdn1(node) else [node])
-    del graph.node[:]
-    graph.node.extend(nodes)
-    used = {name for node in graph.node for name in node.input}
-    kept = [t for t in graph.initializer if t.name in used] + lowered_weights
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
+    _replace_nodes(graph, nodes, lowered_weights)
     del model.functions[:]
     _keep_default_domain_only(model)
     model.ir_version = STANDARD_IR_VERSION
@@ -84,6 +79,16 @@ def plugin_model(proto):
     del model.functions[:]
     model.ir_version = STANDARD_IR_VERSION
     return model
+
+
+def _replace_nodes(graph, nodes, new_initializers):
+    """Give `graph` these nodes, keep the initializers they still use, and add the new ones."""
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {name for node in graph.node for name in node.input}
+    kept = [t for t in graph.initializer if t.name in used] + new_initializers
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
 
 
 def _keep_default_domain_only(model):
@@ -143,10 +148,5 @@ def polyphase_deconv_model(proto):
         nodes.append(helper.make_node("Concat", outputs, [base + "/phases"], name=base + "/concat", axis=1))
         nodes.append(helper.make_node("DepthToSpace", [base + "/phases"], [node.output[0]], name=base + "/interleave",
                                       blocksize=2, mode="DCR"))
-    del graph.node[:]
-    graph.node.extend(nodes)
-    used = {name for node in graph.node for name in node.input}
-    kept = [t for t in graph.initializer if t.name in used] + added
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
+    _replace_nodes(graph, nodes, added)
     return model

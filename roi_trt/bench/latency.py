@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import RoiTrtError
 from ..fileio import atomic_output
 from ..imageio import load_rgb, resize
+from .results import read_rows
 from .stats import summarize, time_calls
 
 # The CSV schema (documented in the README); columns are only ever appended.
@@ -120,20 +121,8 @@ def write_csv(path, rows, env, complete, replace=True):
 
 
 def read_csv(path):
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as exc:
-        raise RoiTrtError("{}: {}".format(path, exc.strerror)) from None
-    except (UnicodeDecodeError, csv.Error):
-        raise RoiTrtError("{}: not a latency results file (not CSV text)".format(path)) from None
-    missing = [c for c in ("device", "method", "config", "backend", "stage", "mean_s", "std_s", "min_s") if rows and c not in rows[0]]
-    if not rows or missing:
-        raise RoiTrtError("{}: not a latency results file ({})".format(path, "missing " + ", ".join(missing) if missing else "empty"))
-    for row in rows:
-        for key in ("mean_s", "std_s", "min_s", "median_s", "p95_s", "bpp_mean", "bpp_std"):
-            row[key] = float(row[key]) if row.get(key) not in (None, "") else float("nan")
-    return rows
+    return read_rows(path, "latency", ("device", "method", "config", "backend", "stage", "mean_s", "std_s", "min_s"),
+                     ("mean_s", "std_s", "min_s", "median_s", "p95_s", "bpp_mean", "bpp_std"))
 
 
 def build_methods(models, backends, codecs, qualities, threads=None, device=None, baselines=(), face_detector="mtcnn"):

@@ -31,6 +31,7 @@ from . import latency
 from .anonymize import BASELINES, AnonymizeThenCompress
 from .methods import Method
 from .privacy import THRESHOLD, distance_summary
+from .results import read_rows
 from .voc_ap import Detection, evaluate
 
 # The CSV schema (documented in the README); columns are only ever appended. Environment columns as in
@@ -247,23 +248,8 @@ def write_csv(path, rows, env, complete, replace=True):
 
 def read_csv(path):
     """Rows of a precision CSV with numeric columns as floats (nan where empty) and `reid_distances` as a list."""
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as exc:
-        raise RoiTrtError("{}: {}".format(path, exc.strerror)) from None
-    except (UnicodeDecodeError, csv.Error):
-        raise RoiTrtError("{}: not a precision results file (not CSV text)".format(path)) from None
-    needed = ("method", "config", "bpp_mean", "person_ap", "face_ap", "face_tp", "face_fp")
-    missing = [c for c in needed if rows and c not in rows[0]]
-    if not rows or missing:
-        raise RoiTrtError("{}: not a precision results file ({})".format(
-            path, "missing " + ", ".join(missing) if missing else "empty"))
+    rows = read_rows(path, "precision", ("method", "config", "bpp_mean", "person_ap", "face_ap", "face_tp", "face_fp"),
+                     NUMERIC)
     for row in rows:
-        for key in NUMERIC:
-            try:
-                row[key] = float(row[key]) if row.get(key) not in (None, "") else float("nan")
-            except ValueError:
-                raise RoiTrtError("{}: column {} holds '{}', not a number".format(path, key, row[key])) from None
         row["reid_distances"] = [float(v) for v in (row.get("reid_distances") or "").split()]
     return rows

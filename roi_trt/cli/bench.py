@@ -66,6 +66,18 @@ def bench_latency(images, models, backends, codecs, qualities, repeats, warmup, 
     click.echo("wrote {} rows to {}".format(len(rows), output))
 
 
+def _report(read_csv, load_paper, table, draw, results, compare, plot, force):
+    """Print RESULTS as a table (beside the paper's or another run's values); draw(rows, path, paper) a plot."""
+    refuse_existing(plot, force)
+    rows = read_csv(results)
+    paper = load_paper(None if compare == "paper" else compare) if compare else None
+    for line in table(rows, paper):
+        click.echo(line)
+    if plot:
+        draw(rows, plot, paper)
+        click.echo("\nwrote {}".format(plot))
+
+
 @bench.command("report")
 @click.argument("results", type=click.Path(exists=True, dir_okay=False))
 @click.option("--compare", help="'paper' (benchmarks/paper_latency.csv) or a CSV in the same schema.")
@@ -73,17 +85,10 @@ def bench_latency(images, models, backends, codecs, qualities, repeats, warmup, 
 @force_option
 def bench_report(results, compare, plot, force):
     """Print RESULTS in the layout of the paper's Tab. II/III (optionally against the paper's values)."""
-    from ..bench.latency import read_csv
-    from ..bench.report import load_paper, plot as draw, table
+    from ..bench import latency, report
 
-    refuse_existing(plot, force)
-    rows = read_csv(results)
-    paper = load_paper(None if compare == "paper" else compare) if compare else None
-    for line in table(rows, paper):
-        click.echo(line)
-    if plot:
-        draw(rows, plot, replace=force)
-        click.echo("\nwrote {}".format(plot))
+    _report(latency.read_csv, report.load_paper, report.table, lambda rows, path, paper: report.plot(rows, path, force),
+            results, compare, plot, force)
 
 
 def _check_baselines(baselines, face_detector):
@@ -181,17 +186,10 @@ def bench_precision(images, annotations, models, backend, codecs, qualities, bas
 @force_option
 def bench_precision_report(results, compare, plot, force):
     """Print a precision CSV as a Tab. I-style table (optionally beside the paper's values) and plot it."""
-    from ..bench.precision import read_csv
-    from ..bench.precision_report import load_paper, plot as draw, table
+    from ..bench import precision, precision_report as report
 
-    refuse_existing(plot, force)
-    rows = read_csv(results)
-    paper = load_paper(None if compare == "paper" else compare) if compare else None
-    for line in table(rows, paper):
-        click.echo(line)
-    if plot:
-        draw(rows, plot, paper, replace=force)
-        click.echo("\nwrote {}".format(plot))
+    _report(precision.read_csv, report.load_paper, report.table,
+            lambda rows, path, paper: report.plot(rows, path, paper, force), results, compare, plot, force)
 
 
 COMMANDS = (bench,)
