@@ -43,7 +43,7 @@ def file_sha256(path):
 
 def write_json_atomic(path, obj):
     with atomic_output(path) as tmp:
-        with open(tmp, "w") as f:
+        with open(tmp, "w", encoding="utf-8") as f:
             json.dump(obj, f, indent=2, sort_keys=True)
             f.write("\n")
 
@@ -51,7 +51,7 @@ def write_json_atomic(path, obj):
 def read_manifest(export_dir):
     path = os.path.join(export_dir, MANIFEST)
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             manifest = json.load(f)
     except OSError:
         raise ModelError("{}: not an export directory (no {})".format(export_dir, MANIFEST)) from None

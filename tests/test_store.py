@@ -37,7 +37,7 @@ def test_resolve_every_kind(checkpoint, export_dir, tmp_path):
     assert random.kind == "random" and (random.N, random.M) == (128, 1)
     ckpt = resolve(checkpoint)
     assert ckpt.kind == "checkpoint" and not ckpt.has_export()
-    for bad, message in ((str(tmp_path), "not an export directory"), (str(tmp_path / "nope"), "no such model"),
+    for bad, message in ((str(tmp_path), "not an export or engine directory"), (str(tmp_path / "nope"), "no such model"),
                          ("1x2", "no such model")):
         with pytest.raises(ModelError, match=message):
             resolve(bad)

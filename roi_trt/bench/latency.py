@@ -113,7 +113,7 @@ def measure(methods, images, repeats, warmup=1, budget_s=None, progress=None):
 
 def write_csv(path, rows, env, complete, replace=True):
     with atomic_output(path, replace) as tmp:
-        with open(tmp, "w", newline="") as f:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=FIELDS)
             writer.writeheader()
             for row in rows:

@@ -239,7 +239,7 @@ def _cell(value):
 
 def write_csv(path, rows, env, complete, replace=True):
     with atomic_output(path, replace) as tmp:
-        with open(tmp, "w", newline="") as f:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=FIELDS)
             writer.writeheader()
             for row in rows:

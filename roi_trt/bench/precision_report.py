@@ -57,7 +57,7 @@ def load_paper(path=None):
     path = path or PAPER_PRECISION
     if not os.path.isfile(path):
         raise RoiTrtError("{}: paper values not found (run from a source checkout or pass the CSV)".format(path))
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(line for line in f if not line.startswith("#")))
     if not rows or any(c not in rows[0] for c in ("method", "config", "bpp", "person_ap", "face_ap", "face_tp", "face_fp")):
         raise RoiTrtError("{}: not a paper precision file".format(path))

@@ -9,7 +9,7 @@ def read_rows(path, what, needed, numeric):
     """Rows of the `what` results CSV at `path`, which must hold the `needed` columns; `numeric` columns
     become floats (nan where empty)."""
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
     except OSError as exc:
         raise RoiTrtError("{}: {}".format(path, exc.strerror)) from None

@@ -249,7 +249,7 @@ def read_sidecar(engine_path):
     if not os.path.isfile(engine_path):
         raise EngineError("no TensorRT engine {} (build it first)".format(engine_path))
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             sidecar = json.load(f)
     except (OSError, IOError):
         raise EngineError("{} has no sidecar {}: roi-trt loads only engines it built, with the sidecar written "

@@ -162,7 +162,7 @@ def bench_precision(images, annotations, models, backend, codecs, qualities, bas
     for note in notes:
         click.echo("note: " + note, err=True)
     report = DataReport()
-    with open(annotations) as f:
+    with open(annotations, encoding="utf-8") as f:
         total = sum(1 for line in f if line.strip())
     with tqdm(total=total, unit="image", desc="images", disable=not show_progress(progress)) as bar:
         rows, complete, report = measure(iter_odgt(annotations, report), list(images), methods, faces, persons, embedder,

@@ -48,7 +48,7 @@ def iter_odgt(path, report):
     counted in `report` ("malformed lines") and skipped.
     """
     name = os.path.basename(path)
-    with open(path) as f:
+    with open(path, encoding="utf-8") as f:
         for line_no, line in enumerate(f, 1):
             if not line.strip():
                 continue

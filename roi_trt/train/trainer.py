@@ -93,7 +93,7 @@ def train(config, echo=print):
 
     model.train()
     bar_total = None if math.isinf(total) else total
-    with open(log_path, "w" if new_log else "a", newline="") as log_file, tqdm(total=bar_total, unit="step") as bar:
+    with open(log_path, "w" if new_log else "a", newline="", encoding="utf-8") as log_file, tqdm(total=bar_total, unit="step") as bar:
         log = csv.DictWriter(log_file, fieldnames=LOG_FIELDS)
         if new_log:
             log.writeheader()
@@ -168,7 +168,7 @@ def write_report(log_path, path):
 
     import numpy as np
 
-    with open(log_path, newline="") as f:
+    with open(log_path, newline="", encoding="utf-8") as f:
         history = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
     steps = [h["step"] for h in history]
     window = max(1, len(history) // 50)  # per-step values swing with each batch's boxes: show a moving mean too
