@@ -99,7 +99,8 @@ def test_edge_suite_under_python36(py36_venv, tmp_path):
     assert run([python, "-c", "import sys, roi_trt._rans; print(sys.version_info[:2])"], cwd=str(tmp_path)).strip() == "(3, 6)"
     assert run([python, "-c", "import torch"], cwd=str(tmp_path), check=False)  # really absent there
     assert import_all(python, str(tmp_path)) == "[]"
-    env = dict(os.environ, ROI_TRT_TEST_EXPORT=make_edge_export(str(tmp_path / "export")))
+    # click refuses to run under Python 3.6 with an ASCII locale (3.7+ coerce it): JetPack's is UTF-8, and so is this
+    env = dict(os.environ, ROI_TRT_TEST_EXPORT=make_edge_export(str(tmp_path / "export")), LC_ALL="C.UTF-8", LANG="C.UTF-8")
     # cwd outside the tree, so the installed package (with its 3.6 build of the core) is what gets imported
     out = run([python, "-m", "pytest", os.path.join(ROOT, "tests", "edge"), "-q", "-p", "no:cacheprovider"], cwd=str(tmp_path), env=env)
     assert " passed" in out and "failed" not in out
