@@ -7,8 +7,9 @@ The rules (also in the README):
 - When two inputs would write one output (`a.jpg` and `a.png`), both outputs keep the input's whole
   name (`a.jpg.roi`, `a.png.roi`); if they still collide (one name from two directories into one
   `-o` directory) the batch is refused before any work.
-- `-o DIR` (an existing directory, a path without a suffix, or several inputs) puts the outputs there;
-  `-o FILE` (one input) writes that file in the format its suffix names; `-o -` writes standard output.
+- `-o DIR` (an existing directory, or a new path without a suffix) puts the outputs there; `-o FILE`
+  (one input; several inputs are refused) writes that file in the format its suffix names; `-o -`
+  writes standard output. Standard input into a directory is named `stdin`.
 - An input is never an output, even with `--force`. An existing output is left alone and reported as
   skipped unless `--force`. Outputs appear atomically (see fileio).
 """
@@ -36,7 +37,8 @@ IMAGE_FORMATS = {
     ".tiff": ("TIFF", {}),
 }
 
-Job = namedtuple("Job", "source target skip")  # skip: why this input will not be processed, or None
+# skip: why this input will not be processed, or None; data: standard input's bytes, read when planning
+Job = namedtuple("Job", "source target skip data")
 
 
 def expand(patterns, suffixes):
@@ -48,11 +50,12 @@ def expand(patterns, suffixes):
     found, seen = [], set()
     for pattern in patterns:
         if os.path.isdir(pattern):
-            names = sorted(os.path.join(pattern, n) for n in os.listdir(pattern) if n.lower().endswith(suffixes))
-        elif glob.has_magic(pattern):
-            names = sorted(glob.glob(pattern))
+            names = sorted(os.path.join(pattern, n) for n in os.listdir(pattern)
+                           if n.lower().endswith(suffixes) and os.path.isfile(os.path.join(pattern, n)))
+        elif glob.has_magic(pattern) and not os.path.lexists(pattern):  # 'img[1].png' that exists is a name
+            names = sorted(p for p in glob.glob(pattern) if os.path.isfile(p)) or [pattern]
         else:
-            names = [pattern]  # a missing file is reported as that file's failure
+            names = [pattern]  # a missing file (or a glob matching none) is reported as that input's failure
         for name in names:
             key = os.path.realpath(name)
             if key not in seen:
@@ -78,6 +81,13 @@ def plan(sources, output, suffix, force, file_suffixes):
         raise UsageError("-o - (standard output) takes exactly one input, got {}".format(len(sources)))
     if sources == [STDIO] and output is None:
         raise UsageError("reading standard input: give -o FILE, -o DIR or -o -")
+    if sources == [STDIO] and sys.stdin.isatty():
+        raise UsageError("standard input is a terminal: pipe the data in")
+    if output == STDIO and sys.stdout.isatty():
+        raise UsageError("standard output is a terminal: redirect it, or give -o FILE")
+    if output not in (None, STDIO) and os.path.exists(output) and not os.path.isdir(output) \
+            and not os.path.splitext(output)[1]:
+        raise UsageError("-o {} exists and is not a directory".format(output))
     if _names_file(output):
         if len(sources) > 1:
             raise UsageError("-o {} names one file but {} inputs were given: give a directory".format(output, len(sources)))
@@ -94,15 +104,20 @@ def plan(sources, output, suffix, force, file_suffixes):
         skip = None
         if target != STDIO and os.path.realpath(target) in inputs:
             skip = "{} is an input: refusing to overwrite it".format(target)
+        elif target != STDIO and os.path.isdir(target):
+            skip = "{} is a directory".format(target)
         elif target != STDIO and os.path.lexists(target) and not force:
             skip = "{} exists (--force replaces it)".format(target)
-        jobs.append(Job(source, target, skip))
+        jobs.append(Job(source, target, skip, None))
+    if sources == [STDIO] and not jobs[0].skip:  # read here, in the main thread, where Ctrl-C reaches it
+        jobs[0] = jobs[0]._replace(data=sys.stdin.buffer.read())
     return jobs
 
 
 def _directory_targets(sources, output, suffix):
     def target(source, whole_name):
-        name = os.path.basename(source if whole_name else os.path.splitext(source)[0]) + suffix
+        base = "stdin" if source == STDIO else os.path.basename(source if whole_name else os.path.splitext(source)[0])
+        name = base + suffix
         return os.path.join(output if output is not None else os.path.dirname(source), name)
 
     def key(path):
@@ -120,15 +135,19 @@ def _directory_targets(sources, output, suffix):
     return targets
 
 
-def read_input(source):
-    """Bytes of a file or of standard input."""
-    if source == STDIO:
-        return sys.stdin.buffer.read()
-    try:
-        with open(source, "rb") as f:
-            return f.read()
-    except OSError as exc:
-        raise RoiTrtError("{}: {}".format(source, exc.strerror)) from None
+def read_input(job):
+    """Bytes of a job's file or of standard input."""
+    if job.source == STDIO:
+        data = job.data
+    else:
+        try:
+            with open(job.source, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise RoiTrtError("{}: {}".format(job.source, exc.strerror)) from None
+    if not data:
+        raise RoiTrtError("{}: empty input".format(job.source))
+    return data
 
 
 def write_output(target, write, replace):
@@ -137,9 +156,12 @@ def write_output(target, write, replace):
         write(sys.stdout.buffer)
         sys.stdout.buffer.flush()
         return
-    with atomic_output(target, replace) as tmp:
-        with open(tmp, "wb") as f:
-            write(f)
+    try:
+        with atomic_output(target, replace) as tmp:
+            with open(tmp, "wb") as f:
+                write(f)
+    except OSError as exc:  # full disk, read-only directory, ...: this output fails, the batch goes on
+        raise RoiTrtError("{}: cannot write ({})".format(target, exc.strerror or exc)) from None
 
 
 class Summary(object):
@@ -246,7 +268,7 @@ def encode_stages(codec, size=None, replace=False):
     from .imageio import decode_rgb
 
     def load(job):
-        rgb, note = decode_rgb(read_input(job.source), job.source)
+        rgb, note = decode_rgb(read_input(job), job.source)
         return job, codec.prepare(rgb, size), note
 
     def transform(state):
@@ -276,7 +298,7 @@ def decode_stages(codec, default_suffix=".png", replace=False):
     from PIL import Image
 
     def load(job):
-        data = read_input(job.source)
+        data = read_input(job)
         return (job, len(data)) + codec.parse(data)
 
     def transform(state):

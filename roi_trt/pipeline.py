@@ -86,5 +86,5 @@ def run_stages(items, stages, depth=2):
             yield entry
     finally:
         stop.set()
-        for thread in threads:
-            thread.join()
+        for thread in threads:  # they notice `stop` within 0.1 s unless busy in a stage (daemons: never waited on forever)
+            thread.join(timeout=5)

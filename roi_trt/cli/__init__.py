@@ -32,7 +32,7 @@ class _Group(click.Group):
         except ModuleNotFoundError as exc:
             if (exc.name or "").split(".")[0] not in PACKAGES:
                 raise
-            raise click.ClickException(str(missing(exc.name, "roi-trt " + " ".join(ctx.protected_args)))) from None
+            raise click.ClickException(str(missing(exc.name, "roi-trt {}".format(ctx.invoked_subcommand)))) from None
         except OSError as exc:  # unwritable output directory, full disk, ...
             where = "{}: ".format(exc.filename) if exc.filename else ""
             raise click.ClickException(where + (exc.strerror or str(exc))) from None

@@ -182,6 +182,7 @@ def test_commands_that_need_torch_say_so_in_one_line(photos, tmp_path, command):
                           universal_newlines=True)
     text = proc.stdout + proc.stderr
     assert "Traceback" not in text and "pip install 'roi-trt[torch]'" in text, text
+    assert "roi-trt  " not in text  # the command is named
     assert proc.returncode != 0 or command[0] == "bench"  # the harness skips the method and says why
     if command[0] == "bench":
         assert "nothing to measure" in text and proc.returncode == 1
@@ -222,3 +223,29 @@ def test_every_option_has_help():
         for param in command.params:
             if isinstance(param, click.Option) and param.name != "help":
                 assert param.help, "{} {}".format(" ".join(path), param.opts)
+
+
+def test_awkward_inputs_and_outputs(export_dir, photos, tmp_path):
+    """Review findings: a glob-looking name that exists, a subdirectory named like an image, an output that
+    cannot be written, an existing file as -o DIR, empty input."""
+    Image.open(str(photos / "b.png")).save(str(photos / "img[1].png"))
+    Image.open(str(photos / "b.png")).crop((0, 0, 32, 32)).save(str(photos / "img1.png"))
+    result = cli("encode", photos / "img[1].png", "-m", export_dir, "-o", tmp_path / "lit.roi")
+    assert result.exit_code == 0 and "48x48" in result.output  # img[1].png itself, not img1.png (32x32)
+    (photos / "sub.png").mkdir()
+    (photos / "b.roi").mkdir()  # the output of b.png is a directory: that input fails, the rest go on
+    result = cli("encode", photos, "-m", export_dir, "--force", "--json")
+    rows = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    assert result.exit_code == 1 and rows[-1]["summary"]["files"] == 5  # sub.png is no input
+    assert [r for r in rows if r.get("skipped", "").endswith("b.roi is a directory")]
+    assert rows[-1]["summary"]["ok"] == 4
+    (tmp_path / "plain").write_bytes(b"keep")
+    result = cli("encode", photos / "b.png", "-m", export_dir, "-o", tmp_path / "plain")
+    assert result.exit_code == 2 and "exists and is not a directory" in result.output
+    assert (tmp_path / "plain").read_bytes() == b"keep"
+    (tmp_path / "empty.roi").write_bytes(b"")
+    result = cli("decode", tmp_path / "empty.roi", "-m", export_dir, "-o", tmp_path / "e.png")
+    assert result.exit_code == 1 and "empty input" in result.output
+    result = CliRunner().invoke(main, ["encode", "-", "-o", str(tmp_path / "std"), "-m", export_dir],
+                                input=(photos / "b.png").read_bytes())
+    assert result.exit_code == 0 and os.listdir(str(tmp_path / "std")) == ["stdin.roi"]
