@@ -4,7 +4,6 @@ Per image (resized to size x size with antialiasing), each method runs `warmup` 
 then `repeats` timed encodes and `repeats` timed decodes; all runs of all images are pooled.
 """
 
-import csv
 import os
 import platform
 import time
@@ -13,9 +12,8 @@ from collections import OrderedDict
 import numpy as np
 
 from ..errors import RoiTrtError
-from ..fileio import atomic_output
 from ..imageio import load_rgb, resize
-from .results import read_rows
+from .results import read_rows, write_rows
 from .stats import summarize, time_calls
 
 # The CSV schema (documented in the README); columns are only ever appended.
@@ -112,12 +110,7 @@ def measure(methods, images, repeats, warmup=1, budget_s=None, progress=None):
 
 
 def write_csv(path, rows, env, complete, replace=True):
-    with atomic_output(path, replace) as tmp:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=FIELDS)
-            writer.writeheader()
-            for row in rows:
-                writer.writerow(dict(row, complete=int(complete), **env))
+    write_rows(path, FIELDS, rows, env, complete, replace)
 
 
 def read_csv(path):

@@ -15,7 +15,6 @@ images. An image that is missing, unreadable, or that a method fails on is skipp
 counted.
 """
 
-import csv
 import os
 import sys
 import time
@@ -25,13 +24,12 @@ import numpy as np
 
 from ..datasets.crowdhuman import DataReport, find_image, resize_boxes
 from ..errors import RoiTrtError
-from ..fileio import atomic_output
 from ..imageio import load_rgb, resize
 from . import latency
 from .anonymize import BASELINES, AnonymizeThenCompress
 from .methods import Method
 from .privacy import THRESHOLD, distance_summary
-from .results import read_rows
+from .results import read_rows, write_rows
 from .voc_ap import Detection, evaluate
 
 # The CSV schema (documented in the README); columns are only ever appended. Environment columns as in
@@ -238,12 +236,7 @@ def _cell(value):
 
 
 def write_csv(path, rows, env, complete, replace=True):
-    with atomic_output(path, replace) as tmp:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=FIELDS)
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: _cell(v) for k, v in dict(row, complete=int(complete), **env).items()})
+    write_rows(path, FIELDS, rows, env, complete, replace, cell=_cell)
 
 
 def read_csv(path):

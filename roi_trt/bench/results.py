@@ -1,8 +1,20 @@
-"""Reading a results CSV back (latency, precision): one-line errors for anything that is not one."""
+"""Results CSVs (latency, precision): written atomically with the run's environment on every row, and
+read back with one-line errors for anything that is not one."""
 
 import csv
 
 from ..errors import RoiTrtError
+from ..fileio import atomic_output
+
+
+def write_rows(path, fields, rows, env, complete, replace=True, cell=lambda value: value):
+    """Rows (plus `env` and the `complete` flag) as CSV with `fields` as columns; `cell` formats a value."""
+    with atomic_output(path, replace) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: cell(v) for k, v in dict(row, complete=int(complete), **env).items()})
 
 
 def read_rows(path, what, needed, numeric):
