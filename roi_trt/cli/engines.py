@@ -1,21 +1,10 @@
 """Commands for TensorRT: build engines on this GPU, and say what this machine can run."""
 
 import os
-import re
 
 import click
 
-from .options import force_option
-
-
-def _image(ctx, param, value):
-    """BxHxW or HxW (batch 1) -> (batch, height, width)."""
-    if value is None:
-        return None
-    m = re.fullmatch(r"(?:(\d+)x)?(\d+)x(\d+)", value)
-    if not m:
-        raise click.BadParameter("expected HEIGHTxWIDTH or BATCHxHEIGHTxWIDTH, e.g. 512x512")
-    return int(m.group(1) or 1), int(m.group(2)), int(m.group(3))
+from .options import force_option, shape_option_value
 
 
 @click.command()
@@ -26,10 +15,10 @@ def _image(ctx, param, value):
               help="encoder for cameras, decoder for servers.")
 @click.option("--gdn", type=click.Choice(("inline", "plugin")), default="inline", show_default=True,
               help="GDN1 as standard TensorRT layers, or as the fused plugin (build engines/ first).")
-@click.option("--shape", callback=_image, help="One image shape for the engine (min = opt = max), e.g. 1x512x512.")
-@click.option("--min", "min_shape", callback=_image, help="Smallest image of the profile [default: one latent unit].")
-@click.option("--opt", "opt_shape", callback=_image, help="Image shape TensorRT tunes for [default: the target's, 1x512x512].")
-@click.option("--max", "max_shape", callback=_image, help="Largest image (larger ones are tiled) [default: the target's].")
+@click.option("--shape", callback=shape_option_value, help="One image shape for the engine (min = opt = max), e.g. 1x512x512.")
+@click.option("--min", "min_shape", callback=shape_option_value, help="Smallest image of the profile [default: one latent unit].")
+@click.option("--opt", "opt_shape", callback=shape_option_value, help="Image shape TensorRT tunes for [default: the target's, 1x512x512].")
+@click.option("--max", "max_shape", callback=shape_option_value, help="Largest image (larger ones are tiled) [default: the target's].")
 @click.option("--plugin", type=click.Path(dir_okay=False), help="GDN1 plugin library [default: $ROI_TRT_PLUGIN, else engines/build/].")
 @click.option("--timing-cache", type=click.Path(dir_okay=False), help="Timing cache reused across builds [default: one per TensorRT and GPU in the cache].")
 @click.option("--version-compatible", is_flag=True, help="An engine later TensorRT releases can run (8.6+; --gdn inline only).")

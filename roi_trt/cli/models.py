@@ -72,7 +72,7 @@ def _export_info(resolved):
 @click.argument("checkpoint", required=False, type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(file_okay=False), help="Export directory [default: export/<checkpoint name>].")
 @click.option("--opset", type=int, default=None, help="ONNX opset [default: 13, the highest TensorRT 8.2 parses].")
-@click.option("--fixed-shape", callback=shape_option_value, help="Fix every dimension, BATCHxHEIGHTxWIDTH (e.g. 1x512x512).")
+@click.option("--fixed-shape", callback=shape_option_value, help="Fix every dimension, BATCHxHEIGHTxWIDTH or HEIGHTxWIDTH for batch 1 (e.g. 1x512x512).")
 @click.option("--deconv", type=click.Choice(("polyphase", "convtranspose")), default="polyphase", show_default=True,
               help="Transposed convolutions as one Conv per output phase (faster in ONNX Runtime, same values) or as "
                    "ConvTranspose.")

@@ -11,12 +11,13 @@ from ..errors import UsageError
 
 
 def shape_option_value(ctx, param, value):
+    """BATCHxHEIGHTxWIDTH or HEIGHTxWIDTH (batch 1) -> (batch, height, width)."""
     if value is None:
         return None
-    m = re.fullmatch(r"(\d+)x(\d+)x(\d+)", value)
+    m = re.fullmatch(r"(?:(\d+)x)?(\d+)x(\d+)", value)
     if not m:
-        raise click.BadParameter("expected BATCHxHEIGHTxWIDTH, e.g. 1x512x512")
-    return tuple(int(g) for g in m.groups())
+        raise click.BadParameter("expected BATCHxHEIGHTxWIDTH or HEIGHTxWIDTH, e.g. 1x512x512")
+    return int(m.group(1) or 1), int(m.group(2)), int(m.group(3))
 
 
 def size_option_value(ctx, param, value):
