@@ -35,6 +35,9 @@ _CRC = struct.Struct("<I")
 HEADER_SIZE = _HEADER.size + _CRC.size
 MAX_PIXELS = 1 << 26  # 64 MP (e.g. 8192 x 8192): bounds the latent a stream can make us allocate
 MAX_SIDE = 1 << 15
+# The most a latent value can cost in the rANS core: 16 bits in range, or a bypass count nibble and up
+# to eight raw nibbles on top; plus the 64-bit final state and one word of rounding per stream.
+MAX_SYMBOL_BITS = 16 + 4 + 32
 
 StreamHeader = namedtuple("StreamHeader", "N M fingerprint height width latent_height latent_width")
 
@@ -59,6 +62,11 @@ def pack(header, payload):
     return head + _CRC.pack(crc) + payload
 
 
+def max_payload_bytes(N, latent_height, latent_width):
+    """The largest payload a latent of that size can have: anything longer is not a stream of it."""
+    return (MAX_SYMBOL_BITS * N * latent_height * latent_width + 7) // 8 + 12
+
+
 def is_roi_stream(data):
     return data[:4] == MAGIC
 
@@ -79,6 +87,8 @@ def unpack(data):
         raise BitstreamError(
             "payload length {} does not match the {} bytes present".format(length, len(data) - HEADER_SIZE)
         )
+    if length > max_payload_bytes(N, lh, lw):
+        raise BitstreamError("payload of {} bytes is more than a {}x{}x{} latent can hold".format(length, N, lh, lw))
     (crc,) = _CRC.unpack_from(data, _HEADER.size)
     payload = bytes(data[HEADER_SIZE:])
     if zlib.crc32(payload, zlib.crc32(bytes(data[: _HEADER.size]))) & 0xFFFFFFFF != crc:

@@ -35,6 +35,33 @@ def default_max_memory():
     return DEFAULT_MAX_MEMORY if free is None else min(DEFAULT_MAX_MEMORY, free // 4)
 
 
+class StreamCoder(object):
+    """One model's `.roi` streams <-> quantized latents: its entropy tables and the header rules, no
+    transforms (a server's entropy stage needs only this)."""
+
+    def __init__(self, model, tables):
+        self.model, self.tables = model, tables
+
+    def encode(self, latent, height, width):
+        """latent [N, h, w] of an image of height x width -> (.roi bytes, seconds of entropy coding)."""
+        start = time.perf_counter()
+        payload = encode_latent(latent, self.tables)
+        header = bitstream.header_for(self.model.N, self.model.M, self.model.fingerprint, height, width)
+        return bitstream.pack(header, payload), time.perf_counter() - start
+
+    def parse(self, data):
+        """.roi stream or reference msgpack packet -> (dequantized latent [1, N, h, w], crop (h, w) or None, seconds)."""
+        start = time.perf_counter()
+        if bitstream.is_roi_stream(data):
+            header, payload = bitstream.unpack(data)
+            bitstream.check_model(header, self.model.N, self.model.M, self.model.fingerprint)
+            latent_hw, crop = (header.latent_height, header.latent_width), (header.height, header.width)
+        else:
+            payload, latent_hw = bitstream.unpack_reference_packet(data, self.model.downsampling)
+            crop = None
+        return decode_latent(payload, self.tables, latent_hw)[None], crop, time.perf_counter() - start
+
+
 class Codec(object):
     """A backend (the transforms of one resolved model) and that model's entropy tables.
 
@@ -45,6 +72,7 @@ class Codec(object):
     def __init__(self, backend, tables, max_memory=None):
         self.backend, self.tables = backend, tables
         self.model = backend.model
+        self.streams = StreamCoder(self.model, tables)
         self.downsampling = self.model.downsampling
         self.max_memory = max_memory or default_max_memory()
 
@@ -91,22 +119,11 @@ class Codec(object):
 
     def finish_encode(self, frame, latent):
         """Frame and its latent -> (.roi bytes, seconds of entropy coding)."""
-        start = time.perf_counter()
-        payload = encode_latent(latent, self.tables)
-        header = bitstream.header_for(self.model.N, self.model.M, self.model.fingerprint, frame.height, frame.width)
-        return bitstream.pack(header, payload), time.perf_counter() - start
+        return self.streams.encode(latent, frame.height, frame.width)
 
     def parse(self, data):
         """.roi stream or reference msgpack packet -> (dequantized latent [1, N, h, w], crop (h, w) or None, seconds)."""
-        start = time.perf_counter()
-        if bitstream.is_roi_stream(data):
-            header, payload = bitstream.unpack(data)
-            bitstream.check_model(header, self.model.N, self.model.M, self.model.fingerprint)
-            latent_hw, crop = (header.latent_height, header.latent_width), (header.height, header.width)
-        else:
-            payload, latent_hw = bitstream.unpack_reference_packet(data, self.downsampling)
-            crop = None
-        return decode_latent(payload, self.tables, latent_hw)[None], crop, time.perf_counter() - start
+        return self.streams.parse(data)
 
     def synthesize(self, latent):
         """Dequantized latent [1, N, h, w] -> (float NCHW image, seconds)."""

@@ -9,7 +9,7 @@ import click
 from .. import __version__
 from ..errors import RoiTrtError, UsageError
 from ..optional import PACKAGES, missing
-from . import audit, bench, codec, engines, models, train
+from . import audit, bench, codec, engines, models, serve, train
 
 # compressai's import triggers a torch deprecation warning that says nothing to a CLI user.
 warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
@@ -44,6 +44,6 @@ def main():
     """Deploy anonymizing learned image compression: export, build, encode, decode, benchmark."""
 
 
-for module in (models, engines, train, codec, bench, audit):
+for module in (models, engines, train, codec, serve, bench, audit):
     for command in module.COMMANDS:
         main.add_command(command)

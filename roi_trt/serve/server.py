@@ -1,0 +1,223 @@
+"""`roi-trt serve run`: NVIDIA's Triton Inference Server for a repository on this machine.
+
+The server binary comes from nvidia-pytriton (its wheel bundles `tritonserver`, the Python backend and a
+backend stub per Python release; no ONNX Runtime or TensorRT backends) or from a Triton install given
+with `--tritonserver` (e.g. /opt/tritonserver/bin/tritonserver in NVIDIA's container). Triton's Python
+backend runs models in a stub process whose Python must be the one that has roi_trt installed: this one.
+
+Defaults that keep a server closed: every endpoint binds to 127.0.0.1 unless `--host` says otherwise,
+models cannot be loaded or unloaded through the API (model control "none"), and the administrative
+protocols (model repository and configuration, shared memory, statistics, trace, logging) answer only
+requests that carry the admin key. With TLS (`--tls-cert/--tls-key`, `--tls-ca` for mutual TLS) gRPC
+is encrypted and plain HTTP is bound to 127.0.0.1 with everything but health behind the admin key.
+"""
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from collections import namedtuple
+
+from ..errors import RoiTrtError
+from ..optional import MissingDependency
+
+ADMIN_HEADER = "admin-key"
+ADMIN_PROTOCOLS = ("model-repository", "model-config", "shared-memory", "statistics", "trace", "logging")
+_ALL_HTTP_APIS = ("metadata", "inference") + ADMIN_PROTOCOLS
+STUB = "triton_python_backend_stub"
+
+TritonInstall = namedtuple("TritonInstall", "binary libraries backends stub")
+
+
+class ServerOptions(namedtuple("ServerOptions", "host http_port grpc_port metrics_port admin_key tls_cert tls_key "
+                                                "tls_ca exit_timeout")):
+    """Where and how the server listens; None for the TLS files means plain gRPC."""
+
+    def __new__(cls, host="127.0.0.1", http_port=8000, grpc_port=8001, metrics_port=8002, admin_key=None,
+                tls_cert=None, tls_key=None, tls_ca=None, exit_timeout=30):
+        return super(ServerOptions, cls).__new__(cls, host, http_port, grpc_port, metrics_port,
+                                                 admin_key or secrets.token_urlsafe(24), tls_cert, tls_key, tls_ca,
+                                                 exit_timeout)
+
+    @property
+    def tls(self):
+        return bool(self.tls_cert)
+
+
+def find_tritonserver(binary=None):
+    """The Triton install to run: `binary` (a tritonserver executable), else nvidia-pytriton's in this Python."""
+    version = "{}.{}".format(*sys.version_info[:2])
+    if binary:
+        if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
+            raise RoiTrtError("{}: not an executable tritonserver".format(binary))
+        backends = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(binary))), "backends")
+        return TritonInstall(binary, [], backends, None)
+    import importlib.util
+
+    spec = importlib.util.find_spec("pytriton")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDependency("roi-trt serve run needs a tritonserver: pip install nvidia-pytriton (it bundles one) "
+                                "or give --tritonserver PATH")
+    package = list(spec.submodule_search_locations)[0]
+    root = os.path.join(package, "tritonserver")
+    stub = os.path.join(root, "python_backend_stubs", version, STUB)
+    if not os.path.isfile(stub):
+        raise RoiTrtError("nvidia-pytriton has no Python backend stub for Python {} (it has {})".format(
+            version, ", ".join(sorted(os.listdir(os.path.join(root, "python_backend_stubs"))))))
+    libraries = [os.path.join(os.path.dirname(package), "nvidia_pytriton.libs")]
+    return TritonInstall(os.path.join(root, "bin", "tritonserver"), libraries, os.path.join(root, "backends"), stub)
+
+
+def backend_directory(install, workdir):
+    """The backends Triton loads: the install's own, with this Python's stub beside the Python backend."""
+    if install.stub is None:
+        return install.backends
+    target = os.path.join(workdir, "backends")
+    shutil.copytree(install.backends, target)
+    shutil.copy2(install.stub, os.path.join(target, "python", STUB))
+    return target
+
+
+def server_environment(install):
+    """PATH leads to this Python (the stub's interpreter takes its prefix from it), LD_LIBRARY_PATH to the
+    bundled libraries and this Python's libpython."""
+    env = dict(os.environ)
+    paths = list(install.libraries) + [sysconfig.get_config_var("LIBDIR") or ""]
+    if env.get("LD_LIBRARY_PATH"):
+        paths.append(env["LD_LIBRARY_PATH"])
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in paths if p)
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
+    return env
+
+
+def server_command(install, repository, backends, options, log_file=None):
+    """The tritonserver command line for `repository` with `options`."""
+    http_host = "127.0.0.1" if options.tls else options.host
+    restricted = ",".join(ADMIN_PROTOCOLS)
+    if options.tls:
+        restricted_http = ",".join(_ALL_HTTP_APIS)
+    else:
+        restricted_http = restricted
+    argv = [
+        install.binary, "--model-repository", os.path.abspath(repository), "--backend-directory", backends,
+        "--model-control-mode", "none", "--strict-readiness", "true", "--exit-on-error", "true",
+        "--exit-timeout-secs", str(options.exit_timeout), "--disable-auto-complete-config",
+        "--http-address", http_host, "--http-port", str(options.http_port),
+        "--grpc-address", options.host, "--grpc-port", str(options.grpc_port),
+        "--metrics-address", options.host, "--metrics-port", str(options.metrics_port),
+        "--allow-gpu-metrics", "false",
+        "--grpc-restricted-protocol", "{}:{}={}".format(restricted, ADMIN_HEADER, options.admin_key),
+        "--http-restricted-api", "{}:{}={}".format(restricted_http, ADMIN_HEADER, options.admin_key),
+    ]
+    if options.tls:
+        argv += ["--grpc-use-ssl", "true", "--grpc-server-cert", options.tls_cert, "--grpc-server-key", options.tls_key]
+        if options.tls_ca:
+            argv += ["--grpc-use-ssl-mutual", "true", "--grpc-root-cert", options.tls_ca]
+    if log_file:
+        argv += ["--log-file", log_file]
+    return argv
+
+
+class TritonServer(object):
+    """One tritonserver process: started, waited on until it is ready, stopped cleanly (SIGINT, then its
+    exit timeout, then SIGKILL to its whole process group, Python backend stubs included)."""
+
+    def __init__(self, repository, options=None, binary=None, log_file=None):
+        self.repository, self.options = repository, options or ServerOptions()
+        self.install = find_tritonserver(binary)
+        self.log_file = log_file
+        self.process = None
+        self._workdir = None
+
+    def start(self):
+        if not os.path.isdir(self.repository):
+            raise RoiTrtError("{}: no such model repository".format(self.repository))
+        self._workdir = tempfile.mkdtemp(prefix="roi-trt-triton-")
+        backends = backend_directory(self.install, self._workdir)
+        argv = server_command(self.install, self.repository, backends, self.options, self.log_file)
+        self.process = subprocess.Popen(argv, env=server_environment(self.install), start_new_session=True)
+        return self
+
+    def wait_ready(self, timeout=120):
+        """Block until every model is loaded (health/ready) or raise RoiTrtError (exited, or timed out)."""
+        import http.client
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RoiTrtError("tritonserver exited with status {} before it was ready{}".format(
+                    self.process.returncode, " (see {})".format(self.log_file) if self.log_file else ""))
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1" if self.options.tls or self.options.host in
+                                                        ("0.0.0.0", "::") else self.options.host,
+                                                        self.options.http_port, timeout=2)
+                connection.request("GET", "/v2/health/ready")
+                if connection.getresponse().status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.25)
+        self.stop()
+        raise RoiTrtError("tritonserver was not ready within {} s".format(timeout))
+
+    def stop(self):
+        """SIGINT (Triton finishes in-flight requests within its exit timeout), then SIGKILL; -> exit status."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(self.options.exit_timeout + 10)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)  # stubs left behind by a server that did not stop
+        except OSError:
+            pass
+        self.process.wait()
+        shutil.rmtree(self._workdir, ignore_errors=True)
+        return self.process.returncode
+
+    def __enter__(self):
+        self.start()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def serve_forever(server, echo=print):
+    """Run `server` until SIGINT or SIGTERM, then stop it cleanly; -> its exit status."""
+    stopping = []
+
+    def on_signal(signum, frame):
+        stopping.append(signum)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.start()
+        server.wait_ready()
+        o = server.options
+        echo("Triton is ready: HTTP {}:{}, gRPC {}:{}{}, metrics {}:{}; model roi_decode".format(
+            "127.0.0.1" if o.tls else o.host, o.http_port, o.host, o.grpc_port, " (TLS)" if o.tls else "",
+            o.host, o.metrics_port))
+        echo("admin key (header '{}') for statistics and other administrative APIs: {}".format(ADMIN_HEADER, o.admin_key))
+        while not stopping and server.process.poll() is None:
+            time.sleep(0.2)
+        if stopping:
+            echo("stopping (signal {}): finishing requests in flight".format(stopping[0]))
+    finally:
+        status = server.stop()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return 0 if stopping and status in (0, -signal.SIGINT) else (status or 0)

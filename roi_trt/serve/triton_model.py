@@ -1,0 +1,216 @@
+"""The Python-backend models of a roi-trt Triton repository (each repository model.py imports one of
+these as `TritonPythonModel`).
+
+`DecodeModel` (`roi_decode`): one `.roi` stream per request in (`STREAM`, bytes), the decoded image out
+(`IMAGE`, uint8 [1, H, W, 3]) and its size (`SIZE`, int32 [1, 2]); optional request parameters `camera`
+and `frame` name the frame for the server's sink. Each request is judged alone: a refused one gets an
+INVALID_ARG error and the others in the same batch are decoded. Synthesis runs in this process
+(`synthesis: inprocess`) or in the served model's own synthesis model, called through BLS with the
+latents of one batch stacked by shape (`synthesis: bls`), so Triton batches it across cameras.
+
+`SynthesisModel`: the synthesis transform as a Python-backend model (`<name>_synthesis`) for servers
+without Triton's ONNX Runtime or TensorRT backends: requests of one shape run as one batch.
+
+triton_python_backend_utils exists only inside Triton's Python backend, so it is imported there.
+"""
+
+import json
+import os
+
+import numpy as np
+
+from ..errors import RoiTrtError
+from .service import (
+    DEFAULT_LIMITS, DecodeService, DirectorySink, Limits, RequestError, ServedModel, callback_sink,
+    read_served_models, request_parameters,
+)
+
+# Tensor names of the decode model and of every synthesis model (the exported decoder's own names).
+STREAM, IMAGE, SIZE = "STREAM", "IMAGE", "SIZE"
+LATENT, SYNTHESIZED = "latent_hat", "image"
+
+
+def _parameters(args):
+    """The model config's `parameters` as {key: string}."""
+    config = json.loads(args["model_config"])
+    return {key: value["string_value"] for key, value in config.get("parameters", {}).items()}
+
+
+def _device(args, backend):
+    """Where this instance runs its transforms: Triton's instance kind and device id -> a backend device."""
+    if args.get("model_instance_kind") != "GPU":
+        return "cpu"
+    index = int(args.get("model_instance_device_id", 0))
+    return "cuda:{}".format(index) if backend == "tensorrt" else "cuda"
+
+
+def _open_codec(export_dir, params, args):
+    from ..codec import open_codec
+
+    backend = params.get("backend", "onnxruntime")
+    threads = int(params["threads"]) if params.get("threads") else None
+    max_memory = int(params["max_memory"]) if params.get("max_memory") else None
+    return open_codec(export_dir, backend=backend, parts=("decoder",), threads=threads,
+                      device=_device(args, backend), max_memory=max_memory)
+
+
+def _same_shape_groups(items, shape_of, limit):
+    """Indexes of `items` grouped by shape, each group at most `limit` long, in first-seen order."""
+    groups = {}
+    for index, item in enumerate(items):
+        groups.setdefault(shape_of(item), []).append(index)
+    out = []
+    for indexes in groups.values():
+        out += [indexes[k:k + limit] for k in range(0, len(indexes), limit)]
+    return out
+
+
+class DecodeModel(object):
+    def initialize(self, args):
+        import triton_python_backend_utils as pb_utils
+
+        self.pb = pb_utils
+        params = _parameters(args)
+        here = os.path.join(args["model_repository"], args["model_version"])
+        self.bls = params.get("synthesis") == "bls"
+        self.max_batch = max(1, int(params.get("synthesis_max_batch", "1")))
+        served = []
+        try:
+            for entry in read_served_models(here):
+                export = os.path.join(here, entry["export"])
+                codec = None if self.bls else _open_codec(export, params, args)
+                served.append(ServedModel(entry["name"], export, entry.get("synthesis"), codec))
+            limits = Limits(int(params.get("max_stream_bytes", DEFAULT_LIMITS.max_stream_bytes)),
+                            int(params.get("max_pixels", DEFAULT_LIMITS.max_pixels)))
+            sink = None
+            if params.get("sink_dir"):
+                sink = DirectorySink(params["sink_dir"])
+            elif params.get("sink_callback"):
+                sink = callback_sink(params["sink_callback"])
+        except RoiTrtError as exc:  # Triton shows the model as failed to load, with this message
+            for model in served:
+                if model.codec is not None:
+                    model.codec.close()
+            raise RuntimeError(str(exc)) from None
+        self.service = DecodeService(served, limits, sink)
+
+    def finalize(self):
+        self.service.close()
+
+    def _error(self, message):
+        error = self.pb.TritonError
+        code = getattr(error, "INVALID_ARG", None)
+        return self.pb.InferenceResponse(error=error(message) if code is None else error(message, code))
+
+    def _request(self, request):
+        """-> (served, latent, crop, camera, frame, outputs wanted) or RequestError."""
+        tensor = self.pb.get_input_tensor_by_name(request, STREAM)
+        streams = tensor.as_numpy().reshape(-1)
+        if streams.size != 1:
+            raise RequestError("send one stream per request, got {}".format(streams.size))
+        data = streams[0]
+        if not isinstance(data, bytes):
+            raise RequestError("STREAM must be bytes")
+        try:
+            parameters = json.loads(request.parameters() or "{}")
+        except ValueError:
+            raise RequestError("request parameters are not JSON") from None
+        camera, frame = request_parameters(parameters)
+        served, latent, crop = self.service.parse(data)
+        wanted = set(request.requested_output_names() or (IMAGE, SIZE))
+        return served, latent, crop, camera, frame, wanted
+
+    def _synthesize_bls(self, parsed, indexes):
+        """One BLS request with the stacked latents of `indexes` (one model, one shape) -> images."""
+        served = parsed[indexes[0]][0]
+        batch = np.concatenate([parsed[i][1] for i in indexes])
+        options = {}
+        if hasattr(self.pb, "PreferredMemory"):  # outputs of a GPU model come back in host memory
+            options["preferred_memory"] = self.pb.PreferredMemory(self.pb.TRITONSERVER_MEMORY_CPU, 0)
+        response = self.pb.InferenceRequest(
+            model_name=served.synthesis_model, requested_output_names=[SYNTHESIZED],
+            inputs=[self.pb.Tensor(LATENT, batch)], **options).exec()
+        if response.has_error():
+            raise RequestError("synthesis failed: {}".format(response.error().message()))
+        images = self.pb.get_output_tensor_by_name(response, SYNTHESIZED).as_numpy()
+        return [images[k:k + 1] for k in range(len(indexes))]
+
+    def _synthesize(self, parsed):
+        """Synthesized images (or RequestErrors) for the parsed requests, in order."""
+        out = [None] * len(parsed)
+        if not self.bls:
+            for k, (served, latent) in enumerate(p[:2] for p in parsed):
+                try:
+                    out[k] = served.codec.synthesize(latent)[0]
+                except RoiTrtError as exc:
+                    out[k] = RequestError(str(exc))
+            return out
+        for indexes in _same_shape_groups(parsed, lambda p: (p[0].name,) + p[1].shape, self.max_batch):
+            try:
+                images = self._synthesize_bls(parsed, indexes)
+            except RequestError as exc:
+                images = [exc] * len(indexes)
+            for i, image in zip(indexes, images):
+                out[i] = image
+        return out
+
+    def execute(self, requests):
+        responses = [None] * len(requests)
+        parsed, where = [], []
+        for index, request in enumerate(requests):
+            try:
+                parsed.append(self._request(request))
+                where.append(index)
+            except RequestError as exc:
+                responses[index] = self._error(str(exc))
+        for index, p, x_hat in zip(where, parsed, self._synthesize(parsed)):
+            if isinstance(x_hat, RequestError):
+                responses[index] = self._error(str(x_hat))
+                continue
+            served, _, crop, camera, frame, wanted = p
+            try:
+                rgb = self.service.finish(served, x_hat, crop, camera, frame)
+            except RequestError as exc:
+                responses[index] = self._error(str(exc))
+                continue
+            outputs = []
+            if IMAGE in wanted:
+                outputs.append(self.pb.Tensor(IMAGE, rgb[None]))
+            if SIZE in wanted:
+                outputs.append(self.pb.Tensor(SIZE, np.array([rgb.shape[:2]], np.int32)))
+            responses[index] = self.pb.InferenceResponse(outputs)
+        return responses
+
+
+class SynthesisModel(object):
+    def initialize(self, args):
+        import triton_python_backend_utils as pb_utils
+
+        self.pb = pb_utils
+        params = _parameters(args)
+        export = os.path.join(args["model_repository"], args["model_version"], "export")
+        try:
+            self.codec = _open_codec(export, params, args)
+        except RoiTrtError as exc:
+            raise RuntimeError(str(exc)) from None
+
+    def finalize(self):
+        self.codec.close()
+
+    def execute(self, requests):
+        latents = [self.pb.get_input_tensor_by_name(r, LATENT).as_numpy() for r in requests]
+        responses = [None] * len(requests)
+        for indexes in _same_shape_groups(latents, lambda x: x.shape[1:], len(latents)):
+            sizes = [latents[i].shape[0] for i in indexes]
+            try:
+                images = self.codec.backend.synthesis(np.concatenate([latents[i] for i in indexes]))
+            except RoiTrtError as exc:
+                error = self.pb.TritonError(str(exc))
+                for i in indexes:
+                    responses[i] = self.pb.InferenceResponse(error=error)
+                continue
+            start = 0
+            for i, size in zip(indexes, sizes):
+                responses[i] = self.pb.InferenceResponse([self.pb.Tensor(SYNTHESIZED, images[start:start + size])])
+                start += size
+        return responses
