@@ -63,9 +63,11 @@ def serve_repo(models, output, synthesis, instances, max_batch, queue_delay_us, 
 @click.argument("repository", type=click.Path(file_okay=False))
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address every endpoint binds to (0.0.0.0 for all interfaces: then use TLS).")
-@click.option("--http-port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--grpc-port", default=8001, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--metrics-port", default=8002, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--http-port", default=8000, show_default=True, type=click.IntRange(1, 65535),
+              help="Triton's HTTP/REST port (health, inference; cameras on Python 3.6 use it).")
+@click.option("--grpc-port", default=8001, show_default=True, type=click.IntRange(1, 65535), help="Triton's gRPC port.")
+@click.option("--metrics-port", default=8002, show_default=True, type=click.IntRange(1, 65535),
+              help="Prometheus metrics port.")
 @click.option("--admin-key", envvar="ROI_TRT_ADMIN_KEY",
               help="Value of the 'admin-key' header the administrative APIs require [default: $ROI_TRT_ADMIN_KEY, "
                    "else a random one, printed].")

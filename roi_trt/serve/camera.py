@@ -29,14 +29,16 @@ _END = object()
 
 
 class DirectorySource(object):
-    """Image files appearing in `directory`, oldest first, each once; a file is taken once its size has
-    stayed the same for one poll (a writer may still be writing it). Files are only read, never moved or
-    deleted. Stops after `idle_exit` seconds without a new file (None: never), or when `stop` is set."""
+    """Image files appearing in `directory`, oldest first, each once. A file is taken once its size and
+    modification time have not changed for `settle` seconds (its writer may still be writing); writers
+    that write under a temporary name (a dot file, another suffix) and rename never have a frame read
+    early. Files are only read, never moved or deleted. Stops after `idle_exit` seconds without a new
+    file (None: never), or when `stop` is set."""
 
-    def __init__(self, directory, poll=0.2, idle_exit=None):
+    def __init__(self, directory, poll=0.2, settle=0.5, idle_exit=None):
         if not os.path.isdir(directory):
             raise RoiTrtError("{}: no such directory".format(directory))
-        self.directory, self.poll, self.idle_exit = directory, poll, idle_exit
+        self.directory, self.poll, self.settle, self.idle_exit = directory, poll, settle, idle_exit
         self.name = directory
 
     def _candidates(self):
@@ -49,22 +51,23 @@ class DirectorySource(object):
                 st = os.stat(path)
             except OSError:
                 continue  # removed meanwhile
-            out.append(((st.st_mtime, name), path, st.st_size))
+            out.append(((st.st_mtime, name), path, (st.st_size, st.st_mtime_ns)))
         return sorted(out)
 
     def frames(self, stop):
         index, mark, at_mark = 0, None, set()  # files up to (mtime, name) `mark` were taken
-        sizes, last_new = {}, time.monotonic()
+        seen, last_new = {}, time.monotonic()  # path -> (size and mtime, since when unchanged)
         while not stop.is_set():
-            ready = []
-            for key, path, size in self._candidates():
+            now, ready = time.monotonic(), []
+            for key, path, signature in self._candidates():
                 if (mark is not None and key < mark) or path in at_mark:
                     continue
-                if sizes.get(path) == size and size > 0:
+                if path not in seen or seen[path][0] != signature:
+                    seen[path] = (signature, now)
+                elif now - seen[path][1] >= self.settle:
                     ready.append((key, path))
-                sizes[path] = size
             for key, path in ready:
-                sizes.pop(path, None)
+                del seen[path]
                 if mark is None or key > mark:
                     mark, at_mark = key, set()
                 at_mark.add(path)
@@ -76,7 +79,7 @@ class DirectorySource(object):
                     continue
                 yield Frame(index, path, rgb)
                 index += 1
-            if self.idle_exit is not None and time.monotonic() - last_new > self.idle_exit:
+            if self.idle_exit is not None and not seen and time.monotonic() - last_new > self.idle_exit:
                 return
             stop.wait(self.poll)
 

@@ -143,14 +143,14 @@ def _check(models, synthesis, max_batch):
                 names.get(name, fingerprints.get(model.fingerprint)).label, model.label,
                 "are the same model" if model.fingerprint in fingerprints else "share the name " + name))
         names[name], fingerprints[model.fingerprint] = model, model
-        if synthesis == "tensorrt" or (synthesis == "inprocess" and model.kind == "engine"):
+        if synthesis == "tensorrt" and model.kind != "engine":
+            raise UsageError("{}: --synthesis tensorrt needs an engine directory (roi-trt build)".format(model.label))
+        if model.kind == "engine" and synthesis in ("tensorrt", "inprocess"):
             _, sidecar = _decoder_engine(model)
             engine_batch = sidecar["profile"]["max"][0]
             if synthesis == "tensorrt" and max_batch > engine_batch:
                 raise UsageError("{}: its decoder engine takes batches up to {}, not --max-batch {} (rebuild with "
                                  "a larger --max profile)".format(model.label, engine_batch, max_batch))
-        elif synthesis == "tensorrt":
-            raise UsageError("{}: --synthesis tensorrt needs an engine directory (roi-trt build)".format(model.label))
     return names
 
 
