@@ -9,12 +9,9 @@ checked structurally against Triton's own ModelConfig schema.
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -26,7 +23,7 @@ from roi_trt.imageio import load_rgb
 from roi_trt.samples import sample_photos
 from roi_trt.serve.client import Refused, Unavailable, connect
 from roi_trt.serve.repository import read_config, write_repository
-from roi_trt.serve.server import ADMIN_HEADER
+from roi_trt.serve.server import ADMIN_HEADER, ServeProcess, free_ports
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV = os.path.join(ROOT, ".cache", "triton-venv")
@@ -64,48 +61,8 @@ def triton_python():
     return python
 
 
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-class Server(object):
-    """`roi-trt serve run REPO` in the Triton venv; stopped with SIGTERM, as a service manager would."""
-
-    def __init__(self, python, repository, log_dir, *extra):
-        self.http, self.grpc, metrics = free_ports(3)
-        self.log = os.path.join(str(log_dir), "triton-{}.log".format(self.http))
-        self.out = os.path.join(str(log_dir), "serve-run-{}.out".format(self.http))
-        argv = [python, "-m", "roi_trt.cli", "serve", "run", str(repository), "--http-port", str(self.http),
-                "--grpc-port", str(self.grpc), "--metrics-port", str(metrics), "--admin-key", ADMIN_KEY,
-                "--log-file", self.log] + list(extra)
-        self.process = subprocess.Popen(argv, stdout=open(self.out, "w"), stderr=subprocess.STDOUT, cwd=str(log_dir))
-        deadline = time.monotonic() + 180
-        while "Triton is ready" not in self.output():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.process.kill()
-                raise AssertionError("server did not start:\n{}\n{}".format(self.output(), self.triton_log()))
-            time.sleep(0.2)
-
-    def output(self):
-        return open(self.out).read()
-
-    def triton_log(self):
-        return open(self.log).read()[-4000:] if os.path.exists(self.log) else ""
-
-    def url(self, protocol="http"):
-        return "http://127.0.0.1:{}".format(self.http) if protocol == "http" else "grpc://127.0.0.1:{}".format(self.grpc)
-
-    def stop(self):
-        """SIGTERM -> (exit status, output)."""
-        self.process.send_signal(signal.SIGTERM)
-        status = self.process.wait(60)
-        return status, self.output()
+def start_server(python, repository, log_dir, *extra):
+    return ServeProcess(python, repository, log_dir, ADMIN_KEY, extra)
 
 
 def photo_streams(model, size=None):
@@ -139,7 +96,7 @@ def repository(tmp_path_factory, export_dir):
 
 @pytest.fixture(scope="module")
 def server(triton_python, repository, tmp_path_factory):
-    server = Server(triton_python, repository[0], tmp_path_factory.mktemp("logs"))
+    server = start_server(triton_python, repository[0], tmp_path_factory.mktemp("logs"))
     yield server
     if server.process.poll() is None:
         server.stop()
@@ -280,7 +237,7 @@ def test_python_synthesis_model_batches_across_requests(triton_python, tmp_path,
     repo = tmp_path / "repo"
     write_repository(["demo"], str(repo), synthesis="python", max_batch=4)
     assert read_config(str(repo / "demo_synthesis" / "config.pbtxt")).backend == "python"
-    server = Server(triton_python, repo, tmp_path)
+    server = start_server(triton_python, repo, tmp_path)
     try:
         outcomes = []
 
@@ -326,7 +283,7 @@ def test_mutual_tls_grpc(triton_python, tmp_path, streams):
     certs = _certificates(tmp_path)
     repo = tmp_path / "repo"
     write_repository(["demo"], str(repo))
-    server = Server(triton_python, repo, tmp_path, "--tls-cert", certs["server.pem"], "--tls-key", certs["server.key"],
+    server = start_server(triton_python, repo, tmp_path, "--tls-cert", certs["server.pem"], "--tls-key", certs["server.key"],
                     "--tls-ca", certs["ca.pem"])
     data, local = streams["demo"][0]
     url = "grpcs://127.0.0.1:{}".format(server.grpc)

@@ -221,3 +221,78 @@ def serve_forever(server, echo=print):
         for s, handler in previous.items():
             signal.signal(s, handler)
     return 0 if stopping and status in (0, -signal.SIGINT) else (status or 0)
+
+
+def free_ports(count):
+    """Ports free on 127.0.0.1 now (for harnesses that start servers of their own)."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+class ServeProcess(object):
+    """`roi-trt serve run REPOSITORY` under `python` (one with nvidia-pytriton and roi_trt installed) on free
+    loopback ports, for tests and benchmarks; stopped with SIGTERM, as a service manager would."""
+
+    def __init__(self, python, repository, log_dir, admin_key, extra=(), timeout=180):
+        self.http, self.grpc, metrics = free_ports(3)
+        self.admin_key = admin_key
+        self.log = os.path.join(str(log_dir), "triton-{}.log".format(self.http))
+        self.out = os.path.join(str(log_dir), "serve-run-{}.out".format(self.http))
+        python = os.path.abspath(python) if os.sep in python else python
+        argv = [python, "-m", "roi_trt.cli", "serve", "run", str(repository), "--http-port", str(self.http),
+                "--grpc-port", str(self.grpc), "--metrics-port", str(metrics), "--admin-key", admin_key,
+                "--log-file", self.log] + list(extra)
+        with open(self.out, "w") as out:
+            self.process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=str(log_dir))
+        deadline = time.monotonic() + timeout
+        while "Triton is ready" not in self.output():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.kill()
+                raise RoiTrtError("the server did not start:\n{}\n{}".format(self.output(), self.triton_log()))
+            time.sleep(0.2)
+
+    def output(self):
+        with open(self.out) as f:
+            return f.read()
+
+    def triton_log(self):
+        if not os.path.exists(self.log):
+            return ""
+        with open(self.log) as f:
+            return f.read()[-4000:]
+
+    def url(self, protocol="http"):
+        return "{}://127.0.0.1:{}".format(protocol, self.http if protocol == "http" else self.grpc)
+
+    def statistics(self, model="roi_decode"):
+        """Triton's statistics of `model` (an administrative API: sent with the admin key)."""
+        import http.client
+        import json
+
+        connection = http.client.HTTPConnection("127.0.0.1", self.http, timeout=10)
+        connection.request("GET", "/v2/models/{}/stats".format(model), headers={ADMIN_HEADER: self.admin_key})
+        response = connection.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise RoiTrtError("statistics refused (HTTP {}): {}".format(response.status, body[:200]))
+        return json.loads(body.decode("utf-8"))["model_stats"][0]
+
+    def stop(self):
+        """SIGTERM -> (exit status, output)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        status = self.process.wait(60)
+        return status, self.output()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()

@@ -15,7 +15,6 @@ from collections import namedtuple
 from .. import bitstream
 from ..codec import Codec, StreamCoder
 from ..errors import BitstreamError, ModelMismatchError, RoiTrtError
-from ..imageio import to_rgb8
 from ..spec import stream_fingerprint
 from ..store import resolve
 
@@ -159,6 +158,8 @@ class DirectorySink(object):
                 Image.fromarray(rgb).save(tmp, format="PNG", compress_level=1)
         except RoiTrtError as exc:
             raise RequestError(str(exc)) from None
+        except OSError as exc:  # full disk, no permission: this frame fails, the server goes on
+            raise RequestError("{}: cannot write ({})".format(path, exc.strerror or exc)) from None
 
 
 def callback_sink(spec):

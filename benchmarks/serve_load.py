@@ -1,0 +1,218 @@
+"""Load test of the decode service: a real Triton server on 127.0.0.1, N simulated cameras at once.
+
+Per synthesis mode (a server each) and camera count (1, 4, 16 by default): every camera is a thread with
+its own connection (HTTP and gRPC alternately) sending the bundled photos' `.roi` streams (512x512, demo
+model), every `--bad-every`-th request a malformed (truncated, corrupt, garbage) or foreign (another
+model's fingerprint) stream instead. Checked for every request: each valid stream decoded and equal to
+the local decode (max |delta| <= 1/255), each invalid one refused with an error, and each valid frame
+decoded exactly once (the server's sink writes one file per (camera, frame) and never replaces one).
+Reported: throughput of valid frames, latency percentiles, the batch sizes Triton formed (its
+statistics, per run), and the ratio of served throughput to a single-process local decode measured in
+the same run, just before each load run (the server idle meanwhile). Bounded: at most `--frames` requests per camera and `--time-limit` seconds per run.
+
+    python benchmarks/serve_load.py --python .cache/triton-venv/bin/python -o benchmarks/results/serve_load.csv
+"""
+
+import argparse
+import csv
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+from roi_trt import __version__, bitstream
+from roi_trt.codec import open_codec
+from roi_trt.fileio import atomic_output, save_png
+from roi_trt.imageio import load_rgb
+from roi_trt.samples import sample_photos
+from roi_trt.serve.client import Refused, connect
+from roi_trt.serve.repository import write_repository
+from roi_trt.serve.server import ServeProcess
+
+ADMIN_KEY = "load-test"
+
+
+def valid_streams(size):
+    out = []
+    with open_codec("demo") as codec:
+        for path in sample_photos():
+            data, _ = codec.encode(load_rgb(path)[0], (size, size))
+            out.append((data, codec.decode(data)[0]))
+    return out
+
+
+def invalid_streams(data):
+    header, payload = bitstream.unpack(data)
+    corrupt = bytearray(data)
+    corrupt[-1] ^= 1
+    return [data[:-7], bytes(corrupt), b"\x17" * 64, bitstream.pack(header._replace(fingerprint=bytes(8)), payload)]
+
+
+def local_rate(valid, seconds=4.0):
+    """Frames/s of one process decoding the streams one after another (roi-trt decode's own path)."""
+    with open_codec("demo", parts=("decoder",)) as codec:
+        codec.decode(valid[0][0])
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            codec.decode(valid[count % len(valid)][0])
+            count += 1
+        return count / (time.perf_counter() - start)
+
+
+def batch_counts(stats):
+    return {b["batch_size"]: b["compute_infer"]["count"] for b in stats.get("batch_stats", [])}
+
+
+def run_load(server, cameras, frames, bad_every, valid, invalid, time_limit, sink):
+    """All cameras at once -> dict of the run's measurements."""
+    before = batch_counts(server.statistics())
+    latencies, problems, counts = [], [], {"valid": 0, "invalid": 0, "refused": 0, "max_diff": 0}
+    lock = threading.Lock()
+    deadline = time.monotonic() + time_limit
+
+    def camera(k):
+        name = "load{}-{}".format(cameras, k)
+        with connect(server.url("http" if k % 2 == 0 else "grpc")) as client:
+            for j in range(frames):
+                if time.monotonic() > deadline:
+                    return
+                bad = bad_every and j % bad_every == bad_every - 1
+                start = time.perf_counter()
+                try:
+                    if bad:
+                        stream = invalid[(k + j) % len(invalid)]
+                        try:
+                            client.decode(stream, camera=name, frame=j)
+                            problems.append("invalid stream {} of camera {} was decoded".format(j, k))
+                        except Refused:
+                            with lock:
+                                counts["refused"] += 1
+                        with lock:
+                            counts["invalid"] += 1
+                        continue
+                    data, local = valid[(k + j) % len(valid)]
+                    reply = client.decode(data, camera=name, frame=j, image=True)
+                    elapsed = time.perf_counter() - start
+                    diff = int(np.abs(reply.image.astype(int) - local.astype(int)).max())
+                    with lock:
+                        latencies.append(elapsed)
+                        counts["valid"] += 1
+                        counts["max_diff"] = max(counts["max_diff"], diff)
+                except Exception as exc:  # recorded: a load test reports every failure
+                    problems.append("camera {} request {}: {}".format(k, j, exc))
+
+    threads = [threading.Thread(target=camera, args=(k,)) for k in range(cameras)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - start
+    after = batch_counts(server.statistics())
+    batches = {size: after.get(size, 0) - before.get(size, 0) for size in after}
+    batches = {size: n for size, n in batches.items() if n}
+    written = sum(len(os.listdir(os.path.join(sink, d))) for d in os.listdir(sink) if d.startswith("load{}-".format(cameras)))
+    lat = np.array(latencies) * 1e3 if latencies else np.array([np.nan])
+    executions = sum(batches.values())
+    return {
+        "cameras": cameras, "requests": counts["valid"] + counts["invalid"], "valid": counts["valid"],
+        "invalid": counts["invalid"], "invalid_refused": counts["refused"], "seconds": round(seconds, 3),
+        "valid_frames_per_s": round(counts["valid"] / seconds, 3),
+        "latency_p50_ms": round(float(np.percentile(lat, 50)), 1), "latency_p90_ms": round(float(np.percentile(lat, 90)), 1),
+        "latency_p99_ms": round(float(np.percentile(lat, 99)), 1),
+        "mean_batch": round(sum(s * n for s, n in batches.items()) / executions, 2) if executions else "",
+        "max_batch": max(batches) if batches else "",
+        "batches": " ".join("{}x{}".format(s, n) for s, n in sorted(batches.items())),
+        "max_abs_diff": counts["max_diff"], "sink_files": written,
+        "all_valid_decoded_once": int(counts["valid"] == written and not problems),
+        "all_invalid_refused": int(counts["refused"] == counts["invalid"]), "problems": len(problems),
+    }, problems
+
+
+def plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for mode in sorted(set(r["synthesis"] for r in rows)):
+        mine = [r for r in rows if r["synthesis"] == mode]
+        cams = [r["cameras"] for r in mine]
+        ax1.plot(cams, [r["valid_frames_per_s"] for r in mine], "o-", label="served, synthesis " + mode)
+        ax2.plot(cams, [r["latency_p50_ms"] for r in mine], "o-", label="p50, " + mode)
+        ax2.plot(cams, [r["latency_p99_ms"] for r in mine], "s--", label="p99, " + mode)
+    ax1.axhline(float(np.median([r["local_frames_per_s"] for r in rows])), color="gray", ls=":",
+                label="one local process (median)")
+    ax1.set(xlabel="cameras", ylabel="decoded frames/s", xscale="log", ylim=(0, None), title="throughput")
+    ax2.set(xlabel="cameras", ylabel="ms per request", xscale="log", yscale="log", title="latency")
+    for ax in (ax1, ax2):
+        ax.set_xticks(sorted(set(r["cameras"] for r in rows)))
+        ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_png(fig, path)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--python", default=os.path.join(".cache", "triton-venv", "bin", "python"),
+                        help="A Python with nvidia-pytriton and roi_trt installed (the tests make .cache/triton-venv).")
+    parser.add_argument("--cameras", default="1,4,16")
+    parser.add_argument("--synthesis", default="inprocess,python", help="Comma list of --synthesis modes to serve.")
+    parser.add_argument("--frames", type=int, default=12, help="Requests per camera.")
+    parser.add_argument("--bad-every", type=int, default=4, help="Every k-th request is invalid (0: none).")
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--max-batch", type=int, default=8)
+    parser.add_argument("--time-limit", type=float, default=120.0, help="Seconds per run at most.")
+    parser.add_argument("-o", "--output", default="serve_load.csv")
+    args = parser.parse_args()
+
+    valid = valid_streams(args.size)
+    invalid = invalid_streams(valid[0][0])
+    rows, failures = [], []
+    env = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version(),
+           "roi_trt": __version__, "size": args.size, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    work = tempfile.mkdtemp(prefix="roi-trt-load-")
+    try:
+        for mode in args.synthesis.split(","):
+            sink = os.path.join(work, mode + "-sink")
+            repo = write_repository(["demo"], os.path.join(work, mode), synthesis=mode, max_batch=args.max_batch,
+                                    sink_dir=sink)
+            os.makedirs(sink)
+            with ServeProcess(args.python, repo, work, ADMIN_KEY) as server:
+                for cameras in (int(c) for c in args.cameras.split(",")):
+                    local = local_rate(valid)
+                    row, problems = run_load(server, cameras, args.frames, args.bad_every, valid, invalid,
+                                             args.time_limit, sink)
+                    row = dict(row, synthesis=mode, local_frames_per_s=round(local, 3),
+                               ratio_to_local=round(row["valid_frames_per_s"] / local, 3), **env)
+                    rows.append(row)
+                    failures += problems
+                    print("{synthesis:9s} {cameras:3d} cameras: {valid_frames_per_s:6.2f} frames/s ({ratio_to_local:.2f}x "
+                          "local), p50 {latency_p50_ms} ms p99 {latency_p99_ms} ms, batches {batches}, invalid refused "
+                          "{invalid_refused}/{invalid}, decoded once {all_valid_decoded_once}".format(**row))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    fields = ["synthesis", "cameras", "requests", "valid", "invalid", "invalid_refused", "seconds", "valid_frames_per_s",
+              "local_frames_per_s", "ratio_to_local", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "mean_batch",
+              "max_batch", "batches", "max_abs_diff", "sink_files", "all_valid_decoded_once", "all_invalid_refused",
+              "problems", "size", "cpu", "cores", "python", "roi_trt", "timestamp"]
+    with atomic_output(args.output) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+    plot(rows, os.path.splitext(args.output)[0] + ".png")
+    for line in failures[:20]:
+        print("problem:", line)
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
