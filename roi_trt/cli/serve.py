@@ -77,16 +77,19 @@ def serve_repo(models, output, synthesis, instances, max_batch, queue_delay_us, 
               help="CA of the client certificates: mutual TLS (clients without one are refused).")
 @click.option("--tritonserver", type=click.Path(dir_okay=False),
               help="A tritonserver executable [default: the one nvidia-pytriton bundles].")
+@click.option("--tensorrt-plugin", type=click.Path(dir_okay=False, exists=True),
+              help="GDN1 plugin library for Triton's TensorRT backend (engines built with --gdn plugin).")
 @click.option("--log-file", type=click.Path(dir_okay=False), help="Triton's log [default: standard error].")
 def serve_run(repository, host, http_port, grpc_port, metrics_port, admin_key, tls_cert, tls_key, tls_ca, tritonserver,
-              log_file):
+              tensorrt_plugin, log_file):
     """Run Triton Inference Server on REPOSITORY until Ctrl-C or SIGTERM (then requests in flight finish)."""
     from ..errors import UsageError
     from ..serve.server import ServerOptions, TritonServer, serve_forever
 
     if bool(tls_cert) != bool(tls_key) or (tls_ca and not tls_cert):
         raise UsageError("TLS needs --tls-cert and --tls-key (and --tls-ca only with them)")
-    options = ServerOptions(host, http_port, grpc_port, metrics_port, admin_key, tls_cert, tls_key, tls_ca)
+    options = ServerOptions(host, http_port, grpc_port, metrics_port, admin_key, tls_cert, tls_key, tls_ca,
+                            tensorrt_plugin=tensorrt_plugin)
     server = TritonServer(repository, options, binary=tritonserver, log_file=log_file)
     sys.exit(serve_forever(server, echo=lambda line: click.echo(line, err=True)))
 

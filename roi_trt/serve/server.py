@@ -35,14 +35,15 @@ TritonInstall = namedtuple("TritonInstall", "binary libraries backends stub")
 
 
 class ServerOptions(namedtuple("ServerOptions", "host http_port grpc_port metrics_port admin_key tls_cert tls_key "
-                                                "tls_ca exit_timeout")):
-    """Where and how the server listens; None for the TLS files means plain gRPC."""
+                                                "tls_ca exit_timeout tensorrt_plugin")):
+    """Where and how the server listens; None for the TLS files means plain gRPC. `tensorrt_plugin`: the GDN1
+    plugin library Triton's TensorRT backend loads for `--gdn plugin` engines (it registers itself on load)."""
 
     def __new__(cls, host="127.0.0.1", http_port=8000, grpc_port=8001, metrics_port=8002, admin_key=None,
-                tls_cert=None, tls_key=None, tls_ca=None, exit_timeout=30):
+                tls_cert=None, tls_key=None, tls_ca=None, exit_timeout=30, tensorrt_plugin=None):
         return super(ServerOptions, cls).__new__(cls, host, http_port, grpc_port, metrics_port,
                                                  admin_key or secrets.token_urlsafe(24), tls_cert, tls_key, tls_ca,
-                                                 exit_timeout)
+                                                 exit_timeout, tensorrt_plugin)
 
     @property
     def tls(self):
@@ -118,6 +119,8 @@ def server_command(install, repository, backends, options, log_file=None):
         argv += ["--grpc-use-ssl", "true", "--grpc-server-cert", options.tls_cert, "--grpc-server-key", options.tls_key]
         if options.tls_ca:
             argv += ["--grpc-use-ssl-mutual", "true", "--grpc-root-cert", options.tls_ca]
+    if options.tensorrt_plugin:
+        argv += ["--backend-config", "tensorrt,plugins={}".format(os.path.abspath(options.tensorrt_plugin))]
     if log_file:
         argv += ["--log-file", log_file]
     return argv

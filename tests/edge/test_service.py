@@ -163,3 +163,26 @@ def test_directory_source_takes_files_written_later(tmp_path):
     thread.join()
     assert [os.path.basename(f.name) for f in frames] == ["late.jpg"]
     assert frames[0].rgb.shape == load_rgb(sample_photos()[0])[0].shape
+
+
+def test_server_command_keeps_the_server_closed_by_default():
+    from roi_trt.serve.server import ADMIN_PROTOCOLS, ServerOptions, TritonInstall, server_command
+
+    install = TritonInstall("/opt/tritonserver/bin/tritonserver", [], "/opt/tritonserver/backends", None)
+
+    def flags(options):
+        argv = server_command(install, "repo", install.backends, options)[1:]
+        return dict((flag, value if not value.startswith("--") else None)
+                    for flag, value in zip(argv, argv[1:] + ["--"]) if flag.startswith("--"))
+
+    plain = flags(ServerOptions(admin_key="k"))
+    assert plain["--http-address"] == plain["--grpc-address"] == plain["--metrics-address"] == "127.0.0.1"
+    assert plain["--model-control-mode"] == "none" and "--grpc-use-ssl" not in plain
+    assert plain["--grpc-restricted-protocol"] == plain["--http-restricted-api"] == ",".join(ADMIN_PROTOCOLS) + ":admin-key=k"
+    tls = flags(ServerOptions(host="0.0.0.0", admin_key="k", tls_cert="c.pem", tls_key="c.key", tls_ca="ca.pem",
+                              tensorrt_plugin="/x/libroi_trt_gdn1.so"))
+    assert tls["--grpc-address"] == "0.0.0.0" and tls["--http-address"] == "127.0.0.1"
+    assert tls["--grpc-use-ssl"] == tls["--grpc-use-ssl-mutual"] == "true" and tls["--grpc-root-cert"] == "ca.pem"
+    assert tls["--http-restricted-api"].startswith("metadata,inference,")  # plain HTTP: only health is open
+    assert tls["--backend-config"] == "tensorrt,plugins=/x/libroi_trt_gdn1.so"
+    assert ServerOptions().admin_key != ServerOptions().admin_key  # a fresh random key when none is given
