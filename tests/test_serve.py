@@ -252,7 +252,11 @@ def test_python_synthesis_model_batches_across_requests(triton_python, tmp_path,
         for t in threads:
             t.join()
         assert len(outcomes) == 12 and max(outcomes) <= 1
+        with open_codec("demo") as codec:  # larger than one untiled image's budget: synthesized alone, in tiles
+            big, _ = codec.encode(np.tile(load_rgb(sample_photos()[0])[0], (2, 2, 1)))
+            local = codec.decode(big)[0]
         with connect(server.url()) as client:
+            assert np.abs(client.decode(big, image=True).image.astype(int) - local.astype(int)).max() <= 1
             with pytest.raises(Refused, match="is not served here"):
                 client.decode(streams["edge"][0][0])
     finally:

@@ -7,8 +7,8 @@ Python 3.6 on aarch64, which every tritonclient release with gRPC needs), and gR
 
 URLs: http:// and https:// (HTTP; https through a TLS proxy in front of Triton), grpc:// and grpcs://
 (gRPC, grpcs with TLS: `tls_ca` to check the server, `tls_cert`/`tls_key` for mutual TLS).
-Errors: `Refused` when the server answered this request with an error (a malformed or foreign stream:
-do not send it again), `Unavailable` when it could not be reached (send it again later).
+Errors: `Refused` when the server refused this request (a malformed or foreign stream: do not send it
+again), `Unavailable` when it could not be reached or failed itself (send it again later).
 """
 
 import json
@@ -108,8 +108,8 @@ class HttpClient(object):
             message = json.loads(body.decode("utf-8"))["error"]
         except (ValueError, KeyError, TypeError, UnicodeDecodeError):
             message = body[:200].decode("utf-8", "replace")
-        if status in (502, 503, 504):
-            return Unavailable("server busy or starting (HTTP {}): {}".format(status, message))
+        if status >= 500:  # the server's own trouble (a model refuses a request with 400): worth a retry
+            return Unavailable("server error (HTTP {}): {}".format(status, message))
         return Refused(message)
 
 
@@ -163,7 +163,7 @@ class GrpcClient(object):
                                         client_timeout=self.timeout, headers=self.headers)
         except InferenceServerException as exc:
             status = str(exc.status() or "")
-            if any(code in status for code in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED")):
+            if any(code in status for code in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "INTERNAL")):
                 raise Unavailable("server unreachable: {}".format(exc.message())) from None
             raise Refused(exc.message()) from None
         picture = result.as_numpy("IMAGE")

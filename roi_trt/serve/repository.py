@@ -192,7 +192,11 @@ def _replace_dir(new, output):
     old = tempfile.mkdtemp(prefix=".roi-trt-old-", dir=os.path.dirname(os.path.abspath(output)))
     os.rmdir(old)
     os.rename(output, old)
-    os.rename(new, output)
+    try:
+        os.rename(new, output)
+    except OSError:
+        os.rename(old, output)  # the earlier repository stays as it was
+        raise
     shutil.rmtree(old, ignore_errors=True)
 
 

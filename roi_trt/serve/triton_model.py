@@ -9,7 +9,8 @@ INVALID_ARG error and the others in the same batch are decoded. Synthesis runs i
 latents of one batch stacked by shape (`synthesis: bls`), so Triton batches it across cameras.
 
 `SynthesisModel`: the synthesis transform as a Python-backend model (`<name>_synthesis`) for servers
-without Triton's ONNX Runtime or TensorRT backends: requests of one shape run as one batch.
+without Triton's ONNX Runtime or TensorRT backends: requests of one shape run as one batch, as many as
+fit the memory budget of one untiled image; a latent larger than that runs alone, in tiles.
 
 triton_python_backend_utils exists only inside Triton's Python backend, so it is imported there.
 """
@@ -111,8 +112,8 @@ class DecodeModel(object):
         data = streams[0]
         if not isinstance(data, bytes):
             raise RequestError("STREAM must be bytes")
-        try:
-            parameters = json.loads(request.parameters() or "{}")
+        try:  # request parameters reach the Python backend from Triton 23.xx on
+            parameters = json.loads(getattr(request, "parameters", lambda: "{}")() or "{}")
         except ValueError:
             raise RequestError("request parameters are not JSON") from None
         camera, frame = request_parameters(parameters)
@@ -200,17 +201,28 @@ class SynthesisModel(object):
     def execute(self, requests):
         latents = [self.pb.get_input_tensor_by_name(r, LATENT).as_numpy() for r in requests]
         responses = [None] * len(requests)
+        tile = self.codec.tile_latents("decoder")
         for indexes in _same_shape_groups(latents, lambda x: x.shape[1:], len(latents)):
-            sizes = [latents[i].shape[0] for i in indexes]
-            try:
-                images = self.codec.backend.synthesis(np.concatenate([latents[i] for i in indexes]))
-            except RoiTrtError as exc:
-                error = self.pb.TritonError(str(exc))
-                for i in indexes:
-                    responses[i] = self.pb.InferenceResponse(error=error)
-                continue
-            start = 0
-            for i, size in zip(indexes, sizes):
-                responses[i] = self.pb.InferenceResponse([self.pb.Tensor(SYNTHESIZED, images[start:start + size])])
-                start += size
+            height, width = latents[indexes[0]].shape[2:]
+            per_run = max(1, tile * tile // (height * width))  # the working memory of one untiled image
+            for start in range(0, len(indexes), per_run):
+                self._run(requests, latents, indexes[start:start + per_run], responses, tiled=per_run == 1)
         return responses
+
+    def _run(self, requests, latents, indexes, responses, tiled):
+        """Synthesize the requests `indexes` together (or each latent alone, in tiles, when one is large)."""
+        try:
+            if tiled:
+                images = [np.concatenate([self.codec.synthesize(latents[i][k:k + 1])[0]
+                                          for k in range(latents[i].shape[0])]) for i in indexes]
+            else:
+                batch = self.codec.backend.synthesis(np.concatenate([latents[i] for i in indexes]))
+                bounds = np.cumsum([0] + [latents[i].shape[0] for i in indexes])
+                images = [batch[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        except RoiTrtError as exc:
+            error = self.pb.TritonError(str(exc))
+            for i in indexes:
+                responses[i] = self.pb.InferenceResponse(error=error)
+            return
+        for i, image in zip(indexes, images):
+            responses[i] = self.pb.InferenceResponse([self.pb.Tensor(SYNTHESIZED, image)])

@@ -186,3 +186,24 @@ def test_server_command_keeps_the_server_closed_by_default():
     assert tls["--http-restricted-api"].startswith("metadata,inference,")  # plain HTTP: only health is open
     assert tls["--backend-config"] == "tensorrt,plugins=/x/libroi_trt_gdn1.so"
     assert ServerOptions().admin_key != ServerOptions().admin_key  # a fresh random key when none is given
+
+
+def test_video_file_frames_are_streamed_in_order(service, tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    from roi_trt.serve.camera import open_source
+
+    path = str(tmp_path / "clip.avi")
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 64))
+    for k in range(5):
+        frame = np.zeros((64, 96, 3), np.uint8)
+        frame[:, :, 2] = 40 * k  # OpenCV's BGR: red rises frame by frame
+        writer.write(frame)
+    writer.release()
+    replies = {}
+    client = LocalClient(service)
+    with open_codec("demo", parts=("encoder",)) as codec:
+        stats = stream(open_source(path), codec, client, log=lambda line: None,
+                       on_reply=lambda index, reply: replies.__setitem__(index, reply))
+    assert (stats.captured, stats.sent) == (5, 5) and client.frames == list(range(5))
+    reds = [float(replies[k].image[..., 0].mean()) for k in range(5)]
+    assert reds == sorted(reds) and reds[-1] - reds[0] > 100  # RGB order kept, frames in order
