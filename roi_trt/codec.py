@@ -53,13 +53,17 @@ class StreamCoder(object):
         """.roi stream or reference msgpack packet -> (dequantized latent [1, N, h, w], crop (h, w) or None, seconds)."""
         start = time.perf_counter()
         if bitstream.is_roi_stream(data):
-            header, payload = bitstream.unpack(data)
-            bitstream.check_model(header, self.model.N, self.model.M, self.model.fingerprint)
-            latent_hw, crop = (header.latent_height, header.latent_width), (header.height, header.width)
+            latent, crop = self.decode_unpacked(*bitstream.unpack(data))
         else:
             payload, latent_hw = bitstream.unpack_reference_packet(data, self.model.downsampling)
-            crop = None
-        return decode_latent(payload, self.tables, latent_hw)[None], crop, time.perf_counter() - start
+            latent, crop = decode_latent(payload, self.tables, latent_hw)[None], None
+        return latent, crop, time.perf_counter() - start
+
+    def decode_unpacked(self, header, payload):
+        """A `.roi` stream already unpacked (bitstream.unpack) -> (dequantized latent [1, N, h, w], crop (h, w))."""
+        bitstream.check_model(header, self.model.N, self.model.M, self.model.fingerprint)
+        latent = decode_latent(payload, self.tables, (header.latent_height, header.latent_width))
+        return latent[None], (header.height, header.width)
 
 
 class Codec(object):

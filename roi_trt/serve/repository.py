@@ -128,6 +128,15 @@ def _decoder_engine(model):
     return path, sidecar
 
 
+def _copy_decoder_engine(model, directory, name=None):
+    """The checked decoder engine of an engine directory and its sidecar into `directory` (as `name`)."""
+    from ..build.engine import sidecar_path
+
+    engine, _ = _decoder_engine(model)
+    _copy(engine, directory, name)
+    _copy(sidecar_path(engine), directory, name and sidecar_path(name))
+
+
 def _decoder_onnx_files(model):
     return sorted(set(v["decoder"] for v in model.manifest()["variants"].values()))
 
@@ -214,10 +223,8 @@ def _assemble(pb, root, names, synthesis, instances, max_batch, device, queue_de
         if synthesis == "inprocess":
             if model.kind == "engine":
                 backend = "tensorrt"
-                engine, _ = _decoder_engine(model)
                 _copy_export(model, os.path.join(version, export), ())
-                _copy(engine, os.path.join(version, export))
-                _copy(engine + ".json", os.path.join(version, export))
+                _copy_decoder_engine(model, os.path.join(version, export))
             else:
                 _copy_export(model, os.path.join(version, export), _decoder_onnx_files(model))
         else:
@@ -252,16 +259,12 @@ def _synthesis_model(pb, root, name, model, kind, instances, max_batch, device, 
         _copy(os.path.join(model.export_dir(), model.manifest()["variants"][STANDARD_OPS]["decoder"]), version,
               "model.onnx")
     elif kind == "tensorrt":
-        engine, _ = _decoder_engine(model)
-        _copy(engine, version, "model.plan")
-        _copy(engine + ".json", version, "model.plan.json")
+        _copy_decoder_engine(model, version, "model.plan")
     else:
         files = () if model.kind == "engine" else _decoder_onnx_files(model)
         _copy_export(model, os.path.join(version, "export"), files)
         if model.kind == "engine":
-            engine, _ = _decoder_engine(model)
-            _copy(engine, os.path.join(version, "export"))
-            _copy(engine + ".json", os.path.join(version, "export"))
+            _copy_decoder_engine(model, os.path.join(version, "export"))
         parameters = {"backend": "tensorrt" if model.kind == "engine" else "onnxruntime", "threads": threads}
         with open(os.path.join(version, "model.py"), "w", encoding="utf-8") as f:
             f.write(_SHIM.format("SynthesisModel"))

@@ -81,14 +81,15 @@ class DecodeService(object):
             if served.codec is not None:
                 served.codec.close()
 
-    def _model_of(self, data):
+    def _unpack(self, data):
+        """-> (ServedModel, header, payload), the stream checked against this server's limits and models."""
         if len(data) > self.limits.max_stream_bytes:
             raise RequestError("stream of {} bytes is larger than this server accepts ({} bytes)".format(
                 len(data), self.limits.max_stream_bytes))
         if not bitstream.is_roi_stream(data):
             raise RequestError("not a .roi stream (this server decodes only .roi streams, which name their model)")
         try:
-            header, _ = bitstream.unpack(data)
+            header, payload = bitstream.unpack(data)
         except BitstreamError as exc:
             raise RequestError(str(exc)) from None
         if header.height * header.width > self.limits.max_pixels:
@@ -99,13 +100,13 @@ class DecodeService(object):
             raise RequestError("stream of model ({}, {}) {} is not served here (this server decodes {})".format(
                 header.N, header.M, header.fingerprint.hex(),
                 ", ".join(sorted(s.describe for s in self.by_fingerprint.values()))))
-        return served
+        return served, header, payload
 
     def parse(self, data):
         """.roi bytes -> (ServedModel, dequantized latent [1, N, h, w], crop (h, w)); RequestError if refused."""
-        served = self._model_of(data)
+        served, header, payload = self._unpack(data)
         try:
-            latent, crop, _ = served.streams.parse(data)
+            latent, crop = served.streams.decode_unpacked(header, payload)
         except (BitstreamError, ModelMismatchError) as exc:
             raise RequestError(str(exc)) from None
         return served, latent, crop
