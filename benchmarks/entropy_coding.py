@@ -15,6 +15,7 @@ import sys
 
 import torch
 
+from roi_trt.bench.latency import cpu_model
 from roi_trt.bench.stats import summarize, time_calls
 from roi_trt.checkpoint import load_checkpoint
 from roi_trt.codec import open_codec
@@ -83,7 +84,7 @@ def main(argv=None):
         for stage, stats in (("analysis", analysis), ("entropy-coding", coding)):
             rows.append({"latent": f"encode {name} 512x512", "coder": "roi-trt onnxruntime", "stage": stage, "bytes": "", **stats})
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    env = {"cpu": platform.processor() or platform.machine(), "torch_threads": 1, "python": platform.python_version()}
+    env = {"cpu": cpu_model(), "torch_threads": 1, "python": platform.python_version()}
     with open(args.output, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]) + list(env))
         writer.writeheader()

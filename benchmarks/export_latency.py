@@ -8,7 +8,6 @@ per configuration, with the same thread count.
 import argparse
 import csv
 import os
-import platform
 import sys
 import tempfile
 
@@ -16,6 +15,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from roi_trt.bench.latency import cpu_model
 from roi_trt.bench.stats import summarize, time_calls
 from roi_trt.checkpoint import random_model
 from roi_trt.export import export_model
@@ -62,7 +62,7 @@ def main(argv=None):
             f"({N},{M}) torch/onnxruntime {by[c, 'torch-eager'] / by[c, 'onnxruntime-custom-op']:.2f}x   "
             f"custom-op/standard-ops {by[c, 'onnxruntime-custom-op'] / by[c, 'onnxruntime-standard-ops']:.3f}"
         )
-    env = {"cpu": platform.processor() or platform.machine(), "threads": args.threads, "size": args.size,
+    env = {"cpu": cpu_model(), "threads": args.threads, "size": args.size,
            "torch": torch.__version__, "onnxruntime": ort.__version__}
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "w", newline="") as f:

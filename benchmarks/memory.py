@@ -9,7 +9,6 @@ difference of the decoded images.
 import argparse
 import csv
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -18,6 +17,7 @@ import time
 import numpy as np
 from PIL import Image
 
+from roi_trt.bench.latency import cpu_model
 from roi_trt.imageio import load_rgb, resize
 from roi_trt.samples import sample_photos
 
@@ -69,7 +69,7 @@ def main(argv=None):
                 print("{:<6} tiled vs untiled: identical stream {}, decoded max |diff| {}".format(name, same_stream, diff))
                 for row in rows[-4:]:
                     row.update(identical_stream=int(same_stream), image_max_abs_diff=diff)
-    env = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()}
+    env = {"cpu": cpu_model(), "cores": os.cpu_count()}
     fields = ["size", "pixels", "mode", "stage", "seconds", "peak_rss_mb", "identical_stream", "image_max_abs_diff",
               "cpu", "cores"]
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)

@@ -25,6 +25,7 @@ import time
 
 import numpy as np
 
+from roi_trt.bench.latency import cpu_model
 from roi_trt import __version__, bitstream
 from roi_trt.codec import open_codec
 from roi_trt.fileio import atomic_output, save_png
@@ -176,7 +177,7 @@ def main():
     valid = valid_streams(args.size)
     invalid = invalid_streams(valid[0][0])
     rows, failures = [], []
-    env = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version(),
+    env = {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
            "roi_trt": __version__, "size": args.size, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S")}
     work = tempfile.mkdtemp(prefix="roi-trt-load-")
     try:

@@ -11,7 +11,6 @@ Writes one CSV row per (direction, mode) with frames/s and the ratio to the tran
 import argparse
 import csv
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -19,6 +18,7 @@ import time
 import numpy as np
 from PIL import Image
 
+from roi_trt.bench.latency import cpu_model
 from roi_trt.codec import open_codec
 from roi_trt.files import Summary, decode_stages, encode_stages, plan, run_batch
 from roi_trt.imageio import load_rgb, resize
@@ -96,7 +96,7 @@ def main(argv=None):
         rows.append({"direction": direction, "mode": mode, "images": args.images, "size": args.size,
                      "rounds": args.rounds, "median_s": round(float(np.median(values)), 4),
                      "frames_per_s": round(fps, 3), "fraction_of_transform_rate": round(fps / ceiling, 4),
-                     "threads": args.threads, "cpu": platform.processor() or platform.machine(),
+                     "threads": args.threads, "cpu": cpu_model(),
                      "cores": os.cpu_count()})
         print("{:<7} {:<15} {:6.2f} frames/s  {:6.1%} of the transform-only rate".format(
             direction, mode, fps, fps / ceiling))

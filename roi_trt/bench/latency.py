@@ -31,7 +31,7 @@ def _version(module):
         return ""
 
 
-def _cpu_model():
+def cpu_model():
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -57,7 +57,7 @@ def environment(threads, size):
     import PIL
 
     return {
-        "size": size, "threads": threads or "", "cpu": _cpu_model(), "cores": os.cpu_count(), "gpu": _gpu_name(),
+        "size": size, "threads": threads or "", "cpu": cpu_model(), "cores": os.cpu_count(), "gpu": _gpu_name(),
         "python": platform.python_version(), "numpy": np.__version__, "torch": _version("torch"),
         "onnxruntime": _version("onnxruntime"), "tensorrt": _version("tensorrt"), "pillow": PIL.__version__,
         "compressai": _version("compressai"), "roi_trt": _version("roi_trt"),
