@@ -2,12 +2,14 @@
 
 Each run is its own process (peak RSS from wait4's rusage), on a photo made from the bundled astronaut;
 tiled is the default budget, untiled `--max-memory 64G` (skipped at 40 MP, where it would need
-~20 GB / ~45 GB). Per size the two are also compared: identical stream bytes and the largest pixel
-difference of the decoded images.
+~20 GB / ~45 GB). The modes alternate for `--rounds` rounds; each row has the fastest round's process
+time and transform time (from `--json`) and the largest peak. Per size the two are also compared:
+identical stream bytes and the largest pixel difference of the decoded images.
 """
 
 import argparse
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -26,20 +28,24 @@ UNTILED_UP_TO = 12_000_000  # pixels
 
 
 def run(args):
-    """-> (seconds, peak RSS in bytes) of one CLI process."""
+    """-> (seconds, transform seconds, peak RSS in bytes) of one CLI process."""
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "roi_trt.cli"] + args, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit("failed: roi-trt {}\n{}".format(" ".join(args), proc.stderr.read().decode()))
-    return elapsed, usage.ru_maxrss * 1024
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([sys.executable, "-m", "roi_trt.cli"] + args + ["--json", "--force"], stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit("failed: roi-trt {}\n{}".format(" ".join(args), err.read().decode()))
+        transform_ms = json.loads(out.readline())["transform_ms"]
+    return elapsed, transform_ms / 1e3, usage.ru_maxrss * 1024
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1080p,12MP,40MP")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("-o", "--output", default=os.path.join(os.path.dirname(__file__), "results", "memory.csv"))
     args = parser.parse_args(argv)
 
@@ -53,13 +59,19 @@ def main(argv=None):
             modes = {"tiled": []}
             if height * width <= UNTILED_UP_TO:
                 modes["untiled"] = ["--max-memory", "64G"]
-            for mode, extra in modes.items():
-                stream, image = (os.path.join(tmp, "{}.{}.{}".format(name, mode, s)) for s in ("roi", "png"))
-                for stage, cli in (("encode", ["encode", photo, "-o", stream]), ("decode", ["decode", stream, "-o", image])):
-                    seconds, peak = run(cli + extra)
-                    rows.append({"size": name, "pixels": height * width, "mode": mode, "stage": stage,
-                                 "seconds": round(seconds, 2), "peak_rss_mb": round(peak / 2 ** 20, 1)})
-                    print("{:<6} {:<8} {:<7} {:7.2f} s  peak RSS {:7.1f} MB".format(name, mode, stage, seconds, peak / 2 ** 20))
+            runs = {}
+            for _ in range(args.rounds):
+                for mode, extra in modes.items():
+                    stream, image = (os.path.join(tmp, "{}.{}.{}".format(name, mode, s)) for s in ("roi", "png"))
+                    for stage, cli in (("encode", ["encode", photo, "-o", stream]), ("decode", ["decode", stream, "-o", image])):
+                        runs.setdefault((mode, stage), []).append(run(cli + extra))
+            for (mode, stage), results in runs.items():
+                seconds, transform, peak = min(r[0] for r in results), min(r[1] for r in results), max(r[2] for r in results)
+                rows.append({"size": name, "pixels": height * width, "mode": mode, "stage": stage, "rounds": args.rounds,
+                             "seconds": round(seconds, 2), "transform_seconds": round(transform, 2),
+                             "peak_rss_mb": round(peak / 2 ** 20, 1)})
+                print("{:<6} {:<8} {:<7} {:7.2f} s (transform {:6.2f} s)  peak RSS {:7.1f} MB".format(
+                    name, mode, stage, seconds, transform, peak / 2 ** 20))
             if "untiled" in modes:
                 same_stream = open(os.path.join(tmp, name + ".tiled.roi"), "rb").read() == open(
                     os.path.join(tmp, name + ".untiled.roi"), "rb").read()
@@ -70,8 +82,8 @@ def main(argv=None):
                 for row in rows[-4:]:
                     row.update(identical_stream=int(same_stream), image_max_abs_diff=diff)
     env = {"cpu": cpu_model(), "cores": os.cpu_count()}
-    fields = ["size", "pixels", "mode", "stage", "seconds", "peak_rss_mb", "identical_stream", "image_max_abs_diff",
-              "cpu", "cores"]
+    fields = ["size", "pixels", "mode", "stage", "rounds", "seconds", "transform_seconds", "peak_rss_mb",
+              "identical_stream", "image_max_abs_diff", "cpu", "cores"]
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields, restval="")

@@ -3,14 +3,15 @@
 Interleaved per round, all through ONNX Runtime on the CPU with the same threads: square float32
 MatMuls (with a constant right-hand side, which ONNX Runtime prepacks as it does every Conv weight,
 and with two inputs) and a dense 5x5 Conv; then, for the demo (128, 2) and a (256, 2) model, the
-analysis transform and the synthesis transform in both forms (ConvTranspose as emitted, and the
-exact polyphase rewrite that `roi-trt export` writes by default). The FLOPs of a transform are
+analysis transform and the synthesis transform as ConvTranspose (as emitted), in phases (the exact
+rewrite `roi-trt export` writes by default), and two variants of that: phases placed by DepthToSpace
+(as first exported) and the 3-channel image layer in phases too. The FLOPs of a transform are
 counted from its graph (2 x multiply-adds of every Conv/ConvTranspose, GDN1's 1x1 mixing included;
-the polyphase form is credited with the ConvTranspose's FLOPs, its interleave with none). The peak
+the phase forms are credited with the ConvTranspose's FLOPs, their interleave with none). The peak
 is the fastest of those GEMMs, so GFLOP/s divided by it is the fraction of peak (also given against
-the fastest MatMul alone). Each sample repeats its case
-for about the same time (short cases would otherwise catch the machine's quiet moments more often),
-and each case is taken at its fastest sample: noise on a shared machine only ever slows a run down.
+the fastest MatMul alone). Each sample repeats its case for about the same time (short cases would
+otherwise catch the machine's quiet moments more often), and each case is taken at its fastest
+sample: noise on a shared machine only ever slows a run down.
 """
 
 import argparse
@@ -91,6 +92,30 @@ def gemm_cases(sizes, conv_size=64, conv_channels=256, kernel=5):
     return cases
 
 
+def depth_to_space_interleave(proto):
+    """The polyphase form as first exported: the phases concatenated phase by phase and placed by
+    DepthToSpace (DCR) instead of the one-hot depthwise ConvTranspose."""
+    model = onnx.ModelProto()
+    model.CopyFrom(proto)
+    interleaves = {n.name[: -len("/interleave")]: n for n in model.graph.node if n.name.endswith("/interleave")}
+    nodes = []
+    for node in model.graph.node:
+        base = next((b for b in interleaves if node.name.startswith(b + "/")), None)
+        if base is None or (node.op_type == "Conv" and "/phase" in node.name):
+            nodes.append(node)
+        elif node is interleaves[base]:
+            phases = ["{}/phase{}{}".format(base, rh, rw) for rh in range(2) for rw in range(2)]
+            nodes += [helper.make_node("Concat", phases, [base + "/dcr"], axis=1),
+                      helper.make_node("DepthToSpace", [base + "/dcr"], list(node.output), blocksize=2, mode="DCR")]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    used = {name for node in nodes for name in node.input}
+    kept = [t for t in model.graph.initializer if t.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+    return model
+
+
 def transform_cases(model, label, size):
     d = model.downsampling
     encoder, decoder = (standard_ops_model(p) for p in transform_models(model, 13))  # as emitted: ConvTranspose
@@ -102,6 +127,10 @@ def transform_cases(model, label, size):
         label + " analysis": (label, size, encoder, {"image": image}, conv_flops(encoder, image.shape)),
         label + " synthesis-convtranspose": (label, size, decoder, {"latent_hat": latent}, flops),
         label + " synthesis-polyphase": (label, size, polyphase_deconv_model(decoder), {"latent_hat": latent}, flops),
+        label + " synthesis-polyphase-depthtospace": (
+            label, size, depth_to_space_interleave(polyphase_deconv_model(decoder)), {"latent_hat": latent}, flops),
+        label + " synthesis-polyphase-image-layer-too": (
+            label, size, polyphase_deconv_model(decoder, min_channels=1), {"latent_hat": latent}, flops),
     }
 
 
@@ -127,9 +156,11 @@ def main(argv=None):
     sessions = {k: ort.InferenceSession(c[2].SerializeToString(), options, providers=["CPUExecutionProvider"])
                 for k, c in cases.items()}
     for label in {c[0] for c in cases.values()} - {"gemm"}:
-        transpose, poly = (sessions[label + form].run(None, cases[label + form][3])[0]
-                           for form in (" synthesis-convtranspose", " synthesis-polyphase"))
-        print("{}: polyphase vs ConvTranspose max |diff| {:.2e}".format(label, float(np.abs(transpose - poly).max())))
+        transpose = sessions[label + " synthesis-convtranspose"].run(None, cases[label + " synthesis-convtranspose"][3])[0]
+        for form in ("polyphase", "polyphase-depthtospace", "polyphase-image-layer-too"):
+            key = "{} synthesis-{}".format(label, form)
+            diff = float(np.abs(sessions[key].run(None, cases[key][3])[0] - transpose).max())
+            print("{}: {} vs ConvTranspose max |diff| {:.2e}".format(label, form, diff))
     repeats = {}
     for k in cases:  # warm-up, and as many calls per sample as make it last --sample-seconds
         start = time.perf_counter()
@@ -154,7 +185,7 @@ def main(argv=None):
                      "fraction_of_matmul_peak": round(gflops / matmul_peak, 3),
                      "threads": args.threads, "rounds": args.rounds, "calls_per_sample": repeats[k],
                      "onnxruntime": ort.__version__, "cpu": cpu_model()})
-        print("{:<36} {:8.1f} ms  {:6.1f} GFLOP/s  {:5.1%} of the GEMM peak".format(
+        print("{:<48} {:8.1f} ms  {:6.1f} GFLOP/s  {:5.1%} of the GEMM peak".format(
             k, rows[-1]["best_ms"], gflops, gflops / peak))
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "w", newline="") as f:

@@ -4,12 +4,14 @@ For a directory of 512x512 photos (crops of the bundled ones), interleaved per r
 - transform only: the analysis (synthesis) transform on frames already in memory, one after another,
   i.e. the ceiling 1 / (transform time) that the pipeline should approach;
 - sequential: each file read, prepared, transformed, entropy coded and written before the next;
-- pipelined: the same stages through `files.run_batch` (overlapped, bounded queues), as the CLI runs.
+- pipelined: the same stages through `files.run_batch` (overlapped, bounded queues), as the CLI runs;
+- and, for decode, writing the decoded images as PNG alone, with each library `imageio.write_png` uses.
 Writes one CSV row per (direction, mode) with frames/s and the ratio to the transform-only rate.
 """
 
 import argparse
 import csv
+import io
 import os
 import sys
 import tempfile
@@ -21,7 +23,7 @@ from PIL import Image
 from roi_trt.bench.latency import cpu_model
 from roi_trt.codec import open_codec
 from roi_trt.files import Summary, decode_stages, encode_stages, plan, run_batch
-from roi_trt.imageio import load_rgb, resize
+from roi_trt.imageio import load_rgb, resize, write_png
 from roi_trt.samples import sample_photos
 
 
@@ -54,7 +56,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=16)
     parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("-o", "--output", default=os.path.join(os.path.dirname(__file__), "results", "throughput.csv"))
     args = parser.parse_args(argv)
@@ -69,6 +71,11 @@ def main(argv=None):
         dec_jobs = plan(streams, os.path.join(tmp, "png"), ".decoded.png", True, (".png",))
         sequential(dec_jobs, decode_stages(codec, replace=True))
 
+        decoded = [codec.finish_decode(codec.synthesize(y)[0], None) for y in latents]
+
+        def png_writing(library):
+            return lambda: [write_png(rgb, io.BytesIO(), library) for rgb in decoded]
+
         def pipelined(jobs, stages):
             return lambda: run_batch(jobs, stages, Summary("", len(jobs)), as_json=False, progress=False)
 
@@ -79,6 +86,8 @@ def main(argv=None):
             ("decode", "transform-only"): lambda: [codec.synthesize(y) for y in latents],
             ("decode", "sequential"): lambda: sequential(dec_jobs, decode_stages(codec, replace=True)),
             ("decode", "pipelined"): pipelined(dec_jobs, decode_stages(codec, replace=True)),
+            ("decode", "png-writing imagecodecs"): png_writing("imagecodecs"),
+            ("decode", "png-writing pillow"): png_writing("pillow"),
         }
         seconds = {key: [] for key in modes}
         devnull = open(os.devnull, "w")
@@ -98,7 +107,7 @@ def main(argv=None):
                      "frames_per_s": round(fps, 3), "fraction_of_transform_rate": round(fps / ceiling, 4),
                      "threads": args.threads, "cpu": cpu_model(),
                      "cores": os.cpu_count()})
-        print("{:<7} {:<15} {:6.2f} frames/s  {:6.1%} of the transform-only rate".format(
+        print("{:<7} {:<24} {:6.2f} frames/s  {:6.1%} of the transform-only rate".format(
             direction, mode, fps, fps / ceiling))
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "w", newline="") as f:

@@ -22,10 +22,10 @@ Timing = namedtuple("Timing", "transform entropy")
 Frame = namedtuple("Frame", "x height width")  # padded float NCHW image, and the size before padding
 
 
-# Working memory of a transform per full-resolution pixel and latent channel: untiled 1080p peaks, less
-# the process's own, measured with ONNX Runtime 1.31 on CPU for N = 128 (benchmarks/memory.py: analysis
-# 2.9 B, polyphase synthesis 3.9 B), with a margin.
-WORK_BYTES = {"encoder": 4.0, "decoder": 5.0}
+# Working memory of a transform per full-resolution pixel and latent channel: peak RSS of one run less the
+# process's own, measured with ONNX Runtime 1.32 on CPU for N = 128 at tiles of 32-90 latents (analysis
+# 3.0-4.1 B, polyphase synthesis 4.0-4.1 B; the arena grows in steps), with a margin.
+WORK_BYTES = {"encoder": 4.25, "decoder": 4.5}
 DEFAULT_MAX_MEMORY = 256 << 20
 
 

@@ -25,9 +25,10 @@ from .manifest import (
 )
 from .model import entropy_tables, fingerprint
 from .onnx_emit import transform_models
-from .onnx_rewrite import polyphase_deconv_model, standard_ops_model
+from .onnx_rewrite import standard_ops_model, with_deconv
 from .samples import sample_photos
-from .spec import GDN1_DOMAIN, GDN1_INVERSE, GDN1_OP, GDN1_PLUGIN_NAMESPACE, GDN1_PLUGIN_VERSION
+from .spec import (DECONV_FORMS, EXPORT_DECONV, GDN1_DOMAIN, GDN1_INVERSE, GDN1_OP, GDN1_PLUGIN_NAMESPACE,
+                   GDN1_PLUGIN_VERSION)
 
 # Highest opset TensorRT 8.2 (JetPack 4.6, the Jetson Nano's last release) parses.
 DEFAULT_OPSET = 13
@@ -36,7 +37,6 @@ MIN_OPSET = 13  # Unsqueeze takes its axes as an input from opset 13 on; the fun
 ERROR_FACTOR = 4.0
 ABS_FLOOR = 1e-4
 MIN_SYMBOL_AGREEMENT = 0.9999
-DECONV_FORMS = ("polyphase", "convtranspose")
 VERIFY_SIZE = 256  # side of the random verification input
 ONNX_FILES = [name for variant in VARIANTS.values() for name in variant.values()]
 
@@ -134,7 +134,7 @@ def _replaceable(path):
     return not names or (MANIFEST in names and names <= set(ONNX_FILES) | {ENTROPY_TABLES, MANIFEST})
 
 
-def export_model(model, info, out_dir, opset=DEFAULT_OPSET, shape=None, deconv="polyphase"):
+def export_model(model, info, out_dir, opset=DEFAULT_OPSET, shape=None, deconv=EXPORT_DECONV):
     """Write a complete, verified export directory; it replaces `out_dir` only once everything passed.
 
     `deconv`: "polyphase" computes each transposed convolution as one Conv per output phase (the same
@@ -158,8 +158,7 @@ def export_model(model, info, out_dir, opset=DEFAULT_OPSET, shape=None, deconv="
     staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
     try:
         for part, proto in zip(("encoder", "decoder"), transform_models(model, opset, shape)):
-            if deconv == "polyphase":
-                proto = polyphase_deconv_model(proto)
+            proto = with_deconv(proto, deconv)
             onnx.save(proto, os.path.join(staging, VARIANTS[CUSTOM_OP][part]))
             onnx.save(standard_ops_model(proto), os.path.join(staging, VARIANTS[STANDARD_OPS][part]))
         entropy_tables(model._bottleneck).save(os.path.join(staging, ENTROPY_TABLES))

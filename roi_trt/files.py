@@ -24,19 +24,6 @@ from .errors import RoiTrtError, UsageError
 from .fileio import atomic_output
 
 STDIO = "-"
-# Decoded images: output suffix -> (Pillow format, save options). JPEG at 95 with full chroma and
-# lossless WebP add as little loss as possible to an already lossy image; PNG at zlib level 1 is 4x
-# faster to write than Pillow's default level 6 (33 vs 143 ms at 512x512) for files 15 % larger, which
-# keeps `decode DIR` from waiting on its writer.
-IMAGE_FORMATS = {
-    ".png": ("PNG", {"compress_level": 1}),
-    ".jpg": ("JPEG", {"quality": 95, "subsampling": 0}),
-    ".jpeg": ("JPEG", {"quality": 95, "subsampling": 0}),
-    ".webp": ("WEBP", {"lossless": True}),
-    ".tif": ("TIFF", {}),
-    ".tiff": ("TIFF", {}),
-}
-
 # skip: why this input will not be processed, or None; data: standard input's bytes, read when planning
 Job = namedtuple("Job", "source target skip data")
 
@@ -295,7 +282,7 @@ def encode_stages(codec, size=None, replace=False):
 def decode_stages(codec, default_suffix=".png", replace=False):
     """Stages for run_batch that decode streams to images, in the format of the target's suffix
     (`default_suffix` for standard output)."""
-    from PIL import Image
+    from .imageio import IMAGE_WRITERS
 
     def load(job):
         data = read_input(job)
@@ -309,8 +296,7 @@ def decode_stages(codec, default_suffix=".png", replace=False):
         job, nbytes, crop, entropy_s, x_hat, transform_s = state
         rgb = codec.finish_decode(x_hat, crop)
         suffix = os.path.splitext(job.target)[1].lower() if job.target != STDIO else default_suffix
-        pil_format, options = IMAGE_FORMATS[suffix]
-        write_output(job.target, lambda f: Image.fromarray(rgb).save(f, format=pil_format, **options), replace)
+        write_output(job.target, lambda f: IMAGE_WRITERS[suffix](rgb, f), replace)
         height, width = rgb.shape[:2]
         row = {"file": job.source, "output": job.target, "width": width, "height": height, "bytes": nbytes,
                "bpp": round(nbytes * 8.0 / (height * width), 5), "entropy_ms": round(entropy_s * 1e3, 3),

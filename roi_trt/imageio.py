@@ -1,6 +1,8 @@
 """Image files <-> float32 NCHW RGB arrays in [0, 1] (torch-free, Python 3.6)."""
 
+import importlib.util
 import io
+import zlib
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -9,6 +11,39 @@ from .errors import RoiTrtError
 
 # What directories and globs are expanded to (any file PIL opens is accepted when named directly).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+def write_png(rgb, f, library=None):
+    """uint8 HxWx3 -> PNG into the binary file `f`, losslessly and fast: libpng through imagecodecs (the Up
+    filter, Huffman-only deflate) or Pillow (level 1, Huffman-only); `library` None takes imagecodecs
+    where it is installed (Python 3.8+). Pillow filters every row adaptively, which on 2 cores took
+    longer than the synthesis leaves a decode pipeline (benchmarks/throughput.py times both)."""
+    if library is None:
+        library = "imagecodecs" if importlib.util.find_spec("imagecodecs") else "pillow"
+    if library == "imagecodecs":
+        import imagecodecs
+
+        # a fresh C-order copy: libpng refuses a view's strides (a 1x1 image reversed counts as contiguous)
+        f.write(imagecodecs.png_encode(np.array(rgb, np.uint8, order="C"), level=1, strategy=zlib.Z_HUFFMAN_ONLY,
+                                       filter=imagecodecs.PNG.FILTER.UP))
+    else:
+        Image.fromarray(rgb).save(f, format="PNG", compress_level=1, compress_type=zlib.Z_HUFFMAN_ONLY)
+
+
+def _pillow_writer(pil_format, **options):
+    return lambda rgb, f: Image.fromarray(rgb).save(f, format=pil_format, **options)
+
+
+# Decoded images: output suffix -> writer(uint8 HxWx3, binary file). JPEG at 95 with full chroma and
+# lossless WebP add as little loss as possible to an already lossy image.
+IMAGE_WRITERS = {
+    ".png": write_png,
+    ".jpg": _pillow_writer("JPEG", quality=95, subsampling=0),
+    ".jpeg": _pillow_writer("JPEG", quality=95, subsampling=0),
+    ".webp": _pillow_writer("WEBP", lossless=True),
+    ".tif": _pillow_writer("TIFF"),
+    ".tiff": _pillow_writer("TIFF"),
+}
 
 
 def load_rgb(path):

@@ -10,6 +10,10 @@ parser dispatch per version, ONNX Runtime 1.10), so each gets the form it handle
   (the last release for JetPack 4.6's Python) does not have.
 - `plugin_model`: the function bodies stripped, so TensorRT 9.0-10.6 cannot inline them and the GDN1
   nodes resolve to the registered plugin on every version.
+
+And one rewrite for speed, whatever the GDN1 form: `polyphase_deconv_model` computes the decoder's
+transposed convolutions as plain convolutions, `transposed_deconv_model` undoes it; `with_deconv`
+gives either form (`roi-trt export --deconv`, `roi-trt build --deconv`).
 """
 
 import copy
@@ -18,7 +22,7 @@ import numpy as np
 
 from onnx import helper, numpy_helper
 
-from .spec import GDN1_DOMAIN, GDN1_INVERSE, GDN1_OP
+from .spec import DECONV_FORMS, GDN1_DOMAIN, GDN1_INVERSE, GDN1_OP
 
 # IR 7 is the newest TensorRT 8.2's parser and ONNX Runtime 1.10 were built for; local functions need IR 8.
 STANDARD_IR_VERSION = 7
@@ -121,17 +125,17 @@ def _phase_taps(kernel, stride, pad):
 MIN_POLYPHASE_CHANNELS = 16
 
 
-def _is_polyphase_candidate(node, attrs, initializers):
+def _is_polyphase_candidate(node, attrs, initializers, min_channels):
     kernel, strides = list(attrs.get("kernel_shape", [])), list(attrs.get("strides", [1, 1]))
     pads, output_padding = list(attrs.get("pads", [0, 0, 0, 0])), list(attrs.get("output_padding", [0, 0]))
     return (node.op_type == "ConvTranspose" and node.domain == "" and len(kernel) == 2 and kernel[0] == kernel[1]
             and strides == [2, 2] and len(set(pads)) == 1 and 2 * pads[0] + 1 == kernel[0]
             and output_padding == [1, 1] and attrs.get("group", 1) == 1 and node.input[1] in initializers
-            and numpy_helper.to_array(initializers[node.input[1]]).shape[1] >= MIN_POLYPHASE_CHANNELS)
+            and numpy_helper.to_array(initializers[node.input[1]]).shape[1] >= min_channels)
 
 
-def polyphase_deconv_model(proto):
-    """`proto` with every ConvTranspose of >= MIN_POLYPHASE_CHANNELS outputs (stride 2, 'same'-style padding,
+def polyphase_deconv_model(proto, min_channels=MIN_POLYPHASE_CHANNELS):
+    """`proto` with every ConvTranspose of >= `min_channels` outputs (stride 2, 'same'-style padding,
     output_padding 1) computed as one Conv per output phase: the same values, in the form ONNX Runtime's
     CPU kernels run near their GEMM peak (its ConvTranspose writes and re-reads a column buffer of
     25 x C_out rows per input pixel).
@@ -146,7 +150,7 @@ def polyphase_deconv_model(proto):
     nodes, added = [], []
     for node in graph.node:
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        if not _is_polyphase_candidate(node, attrs, initializers):
+        if not _is_polyphase_candidate(node, attrs, initializers, min_channels):
             nodes.append(node)
             continue
         weight = numpy_helper.to_array(initializers[node.input[1]])  # [C_in, C_out, k, k]
@@ -189,3 +193,50 @@ def polyphase_deconv_model(proto):
         ]
     _replace_nodes(graph, nodes, added)
     return model
+
+
+def transposed_deconv_model(proto):
+    """The inverse of `polyphase_deconv_model`: each group of phase Convs it wrote becomes one ConvTranspose
+    again, with the original kernel bit for bit (a runtime may run the transposed form faster, e.g.
+    TensorRT's fused deconvolution; `roi-trt build --deconv`)."""
+    model = copy.deepcopy(proto)
+    graph = model.graph
+    initializers = {t.name: t for t in graph.initializer}
+    groups = [n.name[: -len("/interleave")] for n in graph.node
+              if n.op_type == "ConvTranspose" and n.name.endswith("/interleave")]
+    phase_convs = {base: {n.name: n for n in graph.node if n.op_type == "Conv" and n.name.startswith(base + "/phase")}
+                   for base in groups}
+    nodes, added = [], []
+    for node in graph.node:
+        base = next((b for b in groups if node.name.startswith(b + "/")), None)
+        if base is None:
+            nodes.append(node)
+            continue
+        if node.name != base + "/phase00":
+            continue  # the group's other nodes are replaced by the ConvTranspose written at its first phase
+        convs = phase_convs[base]
+        phases = [[numpy_helper.to_array(initializers[convs["{}/phase{}{}".format(base, rh, rw)].input[1]])
+                   for rw in range(2)] for rh in range(2)]
+        kernel = phases[0][0].shape[2] + phases[1][1].shape[2]
+        c_out, c_in = phases[0][0].shape[:2]
+        weight = np.zeros((c_in, c_out, kernel, kernel), np.float32)
+        taps = _phase_taps(kernel, 2, kernel // 2)
+        for rh, (taps_h, _) in enumerate(taps):
+            for rw, (taps_w, _) in enumerate(taps):
+                for i, kh in enumerate(taps_h):
+                    for j, kw in enumerate(taps_w):
+                        weight[:, :, kh, kw] = phases[rh][rw][:, :, i, j].T
+        added.append(numpy_helper.from_array(weight, base + ".weight"))
+        output = next(n.output[0] for n in graph.node if n.name == base + "/interleave")
+        nodes.append(helper.make_node("ConvTranspose", [node.input[0], base + ".weight"] + list(node.input[2:3]), [output],
+                                      name=base, kernel_shape=[kernel, kernel], strides=[2, 2], pads=[kernel // 2] * 4,
+                                      output_padding=[1, 1]))
+    _replace_nodes(graph, nodes, added)
+    return model
+
+
+def with_deconv(proto, form):
+    """`proto` with its transposed convolutions in `form` (one of DECONV_FORMS), whichever form it had."""
+    if form not in DECONV_FORMS:
+        raise ValueError("deconv must be one of {}, got {!r}".format(", ".join(DECONV_FORMS), form))
+    return polyphase_deconv_model(proto) if form == "polyphase" else transposed_deconv_model(proto)

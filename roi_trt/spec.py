@@ -34,3 +34,11 @@ def latent_size(height, width, M):
 def stream_fingerprint(fingerprint_hex):
     """What a stream carries of a model's hex SHA-256 fingerprint."""
     return bytes.fromhex(fingerprint_hex)[:STREAM_FINGERPRINT_BYTES]
+
+# How an export's decoder computes its transposed convolutions (onnx_rewrite.with_deconv): in phases, as
+# ONNX Runtime runs them fastest (exports' default), or as ConvTranspose. TensorRT builds take the
+# transposed form unless told otherwise: one fused deconvolution layer each, where the phases add a
+# concat and a reshape per layer; not yet measured on a GPU (`roi-trt build --deconv` builds either).
+DECONV_FORMS = ("polyphase", "convtranspose")
+EXPORT_DECONV = "polyphase"
+TENSORRT_DECONV = "convtranspose"

@@ -13,19 +13,27 @@ import numpy as np
 HALO = 2  # latent units
 
 
+def spans(length, tile):
+    """[start, end) of the cores along one axis: as few as `tile` allows, equal to within one unit (a
+    thin remainder tile would spend most of its work on its halo)."""
+    count = -(-length // tile)
+    bounds = [length * i // count for i in range(count + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
 def run_tiled(transform, x, scale_in, scale_out, out_channels, tile):
     """transform(x) computed tile by tile.
 
     x is NCHW; `scale_in` / `scale_out` are the pixels per latent unit of input and output (analysis:
-    d and 1, synthesis: 1 and d); `tile` is the core side in latent units.
+    d and 1, synthesis: 1 and d); `tile` is the largest core side in latent units.
     """
     batch, _, height, width = x.shape
     h, w = height // scale_in, width // scale_in
     out = np.empty((batch, out_channels, h * scale_out, w * scale_out), np.float32)
-    for r0 in range(0, h, tile):
-        r1, a0, a1 = min(h, r0 + tile), max(0, r0 - HALO), min(h, r0 + tile + HALO)
-        for c0 in range(0, w, tile):
-            c1, b0, b1 = min(w, c0 + tile), max(0, c0 - HALO), min(w, c0 + tile + HALO)
+    for r0, r1 in spans(h, tile):
+        a0, a1 = max(0, r0 - HALO), min(h, r1 + HALO)
+        for c0, c1 in spans(w, tile):
+            b0, b1 = max(0, c0 - HALO), min(w, c1 + HALO)
             part = transform(np.ascontiguousarray(x[:, :, a0 * scale_in: a1 * scale_in, b0 * scale_in: b1 * scale_in]))
             out[:, :, r0 * scale_out: r1 * scale_out, c0 * scale_out: c1 * scale_out] = part[
                 :, :, (r0 - a0) * scale_out: (r1 - a0) * scale_out, (c0 - b0) * scale_out: (c1 - b0) * scale_out]

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import onnx
 import pytest
 
@@ -167,8 +168,38 @@ def test_inline_mode_parses_standard_ops(export_dir, part):
     assert plugin_layers == 0 and static is None  # a dynamic export
     assert not model.functions and not any(n.op_type == GDN1_OP for n in model.graph.node)
     assert [o.domain for o in model.opset_import] == [""]
-    std, _, _ = engine.onnx_for_tensorrt(paths[part + ".std.onnx"], "inline", (8, 2, 1))
+    std, _, _ = engine.onnx_for_tensorrt(paths[part + ".std.onnx"], "inline", (8, 2, 1), deconv="polyphase")
     assert onnx.load_from_string(std).graph.node == onnx.load(paths[part + ".std.onnx"]).graph.node
+
+
+@pytest.mark.parametrize("name", ["decoder.onnx", "decoder.std.onnx"])
+def test_tensorrt_gets_the_transposed_form_of_a_polyphase_export_by_default(export_dir, name):
+    """The default build form puts the original 5x5 kernels back (one deconvolution layer each); both
+    forms compute what the exported file computes."""
+    import onnxruntime as ort
+
+    paths, manifest = files(export_dir)
+    assert manifest["deconv"] == "polyphase"
+    y = np.rint(np.random.default_rng(3).standard_normal((1, manifest["N"], 3, 5)) * 2).astype(np.float32)
+
+    def run(data):
+        session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+        return session.run(None, {session.get_inputs()[0].name: y})[0]
+
+    exported = run(onnx.load(paths[name]).SerializeToString())
+    for form in ("convtranspose", "polyphase"):
+        data, _, _ = engine.onnx_for_tensorrt(paths[name], "inline", (8, 2, 1), deconv=form)
+        model = onnx.load_from_string(data)
+        kernels = sorted(tuple(t.dims) for t in model.graph.initializer
+                         if t.name in {n.input[1] for n in model.graph.node if n.op_type == "ConvTranspose"})
+        if form == "convtranspose":
+            assert kernels == [(manifest["N"], 3, 5, 5)] + [(manifest["N"], manifest["N"], 5, 5)] * (manifest["M"] + 1)
+            assert not any("/phase" in n.name for n in model.graph.node)
+        else:
+            assert (manifest["N"], manifest["N"], 5, 5) not in kernels
+        assert np.abs(run(data) - exported).max() <= 1e-5
+    with pytest.raises(ValueError, match="deconv must be one of polyphase, convtranspose"):
+        engine.onnx_for_tensorrt(paths[name], "inline", (8, 2, 1), deconv="fft")
 
 
 @pytest.mark.parametrize("version, functions", [((8, 2, 1), 0), ((10, 6, 0), 0), ((10, 7, 0), 1), ((11, 1, 0), 1)])

@@ -72,12 +72,13 @@ def small_profile(part, manifest):
 
 
 @pytest.mark.filterwarnings("ignore:.*Timing cache operations are no-ops in TensorRT-RTX:DeprecationWarning")
-@pytest.mark.parametrize("part", ["encoder", "decoder"])
+@pytest.mark.parametrize("part, deconv", [("encoder", "convtranspose"), ("decoder", "convtranspose"),
+                                          ("decoder", "polyphase")])
 @pytest.mark.parametrize("source", [".std.onnx", ".onnx"])  # the custom-op file through build-time lowering
-def test_fp32_engines_build_and_carry_a_sidecar(export, tmp_path, part, source):
+def test_fp32_engines_build_and_carry_a_sidecar(export, tmp_path, part, deconv, source):
     export_dir, manifest = export
     path = os.path.join(export_dir, part + source)
-    data, plugin_layers, static = engine.onnx_for_tensorrt(path, "inline", TRT11)
+    data, plugin_layers, static = engine.onnx_for_tensorrt(path, "inline", TRT11, deconv)
     assert (plugin_layers, static) == (0, None)
     profile = small_profile(part, manifest)
     cache = str(tmp_path / "timing.cache")
@@ -90,7 +91,8 @@ def test_fp32_engines_build_and_carry_a_sidecar(export, tmp_path, part, source):
 
     gpu = Device(0, "ahead of time", (8, 0), 0)
     sidecar = engine.make_sidecar(part, manifest["N"], manifest["M"], manifest["fingerprint"], "inline", None,
-                                  trt.__version__, gpu, "a100", compiled, WORKSPACE, path)
+                                  trt.__version__, gpu, "a100", compiled, WORKSPACE, path, deconv)
+    assert sidecar["deconv"] == deconv
     out = str(tmp_path / engine.engine_file_name(part, "inline"))
     engine.write_engine(out, compiled.serialized, sidecar)
     expect = {"fingerprint": manifest["fingerprint"], "N": manifest["N"], "M": manifest["M"], "part": part}

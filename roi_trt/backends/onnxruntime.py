@@ -27,6 +27,9 @@ class OnnxRuntimeBackend(Backend):
         if threads:
             self.options.intra_op_num_threads = int(threads)
         self.options.log_severity_level = 3
+        # Workers sleep between parallel sections instead of spinning: the batch pipeline's reading, entropy
+        # coding and writing threads share these cores, and a spinning worker would hold the one they need.
+        self.options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         super(OnnxRuntimeBackend, self).__init__(model, parts, threads, device)
 
     def _load(self, part):

@@ -20,6 +20,7 @@ from ..errors import BuildError, EngineError, OutputExistsError
 from ..fileio import write_bytes_atomic
 from ..manifest import file_sha256, write_json_atomic
 from ..optional import require
+from ..spec import TENSORRT_DECONV
 from . import plugin as plugin_loader
 from . import targets, trt_api
 
@@ -73,16 +74,17 @@ def _static_input_shape(proto):
     return shape if shape and all(shape) else None
 
 
-def onnx_for_tensorrt(onnx_path, gdn_mode, version):
+def onnx_for_tensorrt(onnx_path, gdn_mode, version, deconv=TENSORRT_DECONV):
     """(serialized ONNX, GDN1 plugin layers it must give, its static input shape or None) for a build.
 
     inline: GDN1 nodes lowered to standard ops (every TensorRT parses those); plugin: the GDN1 nodes kept,
-    their function bodies stripped where the parser would otherwise inline them.
+    their function bodies stripped where the parser would otherwise inline them. `deconv`: the form of
+    the decoder's transposed convolutions (onnx_rewrite.DECONV_FORMS), whichever the export wrote.
     """
     onnx = require("onnx", "building TensorRT engines")
-    from ..onnx_rewrite import is_gdn1, plugin_model, standard_ops_model
+    from ..onnx_rewrite import is_gdn1, plugin_model, standard_ops_model, with_deconv
 
-    proto = onnx.load(onnx_path)
+    proto = with_deconv(onnx.load(onnx_path), deconv)
     gdn_nodes = sum(1 for node in proto.graph.node if is_gdn1(node))
     if gdn_mode == "inline":
         return (standard_ops_model(proto) if gdn_nodes else proto).SerializeToString(), 0, _static_input_shape(proto)
@@ -168,13 +170,14 @@ def _profile(shapes, static, target, part, N, M):
 
 
 def build_engine(onnx_path, part, N, M, fingerprint, target="auto", shapes=None, gdn_mode="inline", plugin_path=None,
-                 out_dir=".", timing_cache=None, device=0, version_compatible=False, replace=True, log=None):
+                 out_dir=".", timing_cache=None, device=0, version_compatible=False, replace=True, log=None,
+                 deconv=TENSORRT_DECONV):
     """Build the engine of one transform on this machine's GPU; -> the engine's path (sidecar beside it).
 
     target: a targets.NAMES entry (checked against the GPU); shapes: (min, opt, max) NCHW input shapes,
     default the target's (or the export's fixed shape); gdn_mode: "inline" (standard ops) or "plugin"
     (the GDN1 plugin library, `plugin_path` or its default location); timing_cache: a file reused across
-    builds, default one per TensorRT release and GPU in roi-trt's cache.
+    builds, default one per TensorRT release and GPU in roi-trt's cache; deconv: see onnx_for_tensorrt.
     """
     log = log or _silent
     if part not in PARTS or gdn_mode not in GDN_MODES:
@@ -192,7 +195,7 @@ def build_engine(onnx_path, part, N, M, fingerprint, target="auto", shapes=None,
     trt = require("tensorrt", "building TensorRT engines")
     version = trt_api.version_tuple(trt.__version__)
     targets.check_tensorrt(target, version)
-    data, plugin_layers, static = onnx_for_tensorrt(onnx_path, gdn_mode, version)
+    data, plugin_layers, static = onnx_for_tensorrt(onnx_path, gdn_mode, version, deconv)
     profile = _profile(shapes, static, target, part, N, M)
     plugin = plugin_loader.load_plugin(plugin_path) if gdn_mode == "plugin" else None
     if timing_cache is None:
@@ -200,7 +203,7 @@ def build_engine(onnx_path, part, N, M, fingerprint, target="auto", shapes=None,
     compiled = compile_network(trt, version, data, "{} ({})".format(os.path.basename(onnx_path), part), profile,
                                target.workspace_bytes, plugin_layers, timing_cache, version_compatible, log)
     sidecar = make_sidecar(part, N, M, fingerprint, gdn_mode, plugin and plugin.sha256, trt.__version__, gpu,
-                           target.name, compiled, target.workspace_bytes, onnx_path)
+                           target.name, compiled, target.workspace_bytes, onnx_path, deconv)
     write_engine(path, compiled.serialized, sidecar, replace)
     log("wrote {} ({:.1f} MB) and its sidecar".format(path, len(compiled.serialized) / 1e6))
     return path
@@ -210,7 +213,7 @@ def build_engine(onnx_path, part, N, M, fingerprint, target="auto", shapes=None,
 
 
 def make_sidecar(part, N, M, fingerprint, gdn_mode, plugin_sha256, tensorrt_version, gpu, target, compiled,
-                 workspace_bytes, onnx_path):
+                 workspace_bytes, onnx_path, deconv=TENSORRT_DECONV):
     """What an engine was built from (model, ONNX), with (TensorRT, flags, plugin) and for (GPU, shapes)."""
     return {
         "format": FORMAT,
@@ -222,6 +225,7 @@ def make_sidecar(part, N, M, fingerprint, gdn_mode, plugin_sha256, tensorrt_vers
         "fingerprint": fingerprint,
         "onnx": {"file": os.path.basename(onnx_path), "sha256": file_sha256(onnx_path)},
         "gdn": gdn_mode,
+        "deconv": deconv,
         "plugin_sha256": plugin_sha256,
         "tensorrt_version": tensorrt_version,
         "gpu": {"name": gpu.name, "compute_capability": targets.cc_text(gpu.compute_capability),

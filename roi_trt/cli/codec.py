@@ -77,10 +77,11 @@ def encode(images, model, output, backend, size, threads, max_memory, force, as_
 @progress_option
 def decode(streams, model, output, fmt, backend, threads, max_memory, force, as_json, progress):
     """Decode .roi streams (or the reference coder's msgpack packets; - for standard input) to images."""
-    from ..files import IMAGE_FORMATS, decode_stages, expand
+    from ..files import decode_stages, expand
+    from ..imageio import IMAGE_WRITERS
 
     suffix = "." + {"jpeg": "jpg", "tiff": "tif"}.get(fmt, fmt)
-    _batch(expand(streams, STREAM_SUFFIXES), output, ".decoded" + suffix, force, tuple(IMAGE_FORMATS), ("decoder",),
+    _batch(expand(streams, STREAM_SUFFIXES), output, ".decoded" + suffix, force, tuple(IMAGE_WRITERS), ("decoder",),
            model, backend, threads, max_memory, as_json, progress, "decoded", lambda codec: decode_stages(codec, suffix, replace=force))
 
 

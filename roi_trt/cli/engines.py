@@ -4,6 +4,7 @@ import os
 
 import click
 
+from ..spec import DECONV_FORMS, TENSORRT_DECONV
 from .options import force_option, shape_option_value
 
 
@@ -15,6 +16,9 @@ from .options import force_option, shape_option_value
               help="encoder for cameras, decoder for servers.")
 @click.option("--gdn", type=click.Choice(("inline", "plugin")), default="inline", show_default=True,
               help="GDN1 as standard TensorRT layers, or as the fused plugin (build engines/ first).")
+@click.option("--deconv", type=click.Choice(DECONV_FORMS), default=TENSORRT_DECONV, show_default=True,
+              help="The decoder's transposed convolutions as TensorRT deconvolution layers, or in phases as ONNX "
+                   "Runtime runs them fastest (whichever the export wrote): build both and time them on the target.")
 @click.option("--shape", callback=shape_option_value, help="One image shape for the engine (min = opt = max), e.g. 1x512x512.")
 @click.option("--min", "min_shape", callback=shape_option_value, help="Smallest image of the profile [default: one latent unit].")
 @click.option("--opt", "opt_shape", callback=shape_option_value, help="Image shape TensorRT tunes for [default: the target's, 1x512x512].")
@@ -25,7 +29,7 @@ from .options import force_option, shape_option_value
 @click.option("--device", default=0, show_default=True, type=click.IntRange(0), help="CUDA device index.")
 @click.option("-o", "--output", type=click.Path(file_okay=False), help="Engine directory [default: engines/<model>-<target>].")
 @force_option
-def build(model, target, part, gdn, shape, min_shape, opt_shape, max_shape, plugin, timing_cache, version_compatible,
+def build(model, target, part, gdn, deconv, shape, min_shape, opt_shape, max_shape, plugin, timing_cache, version_compatible,
           device, output, force):
     """Build FP32 TensorRT engines of MODEL [default: demo] on this machine's GPU, with sidecars.
 
@@ -58,7 +62,7 @@ def build(model, target, part, gdn, shape, min_shape, opt_shape, max_shape, plug
         path = build_engine(resolved.onnx_file(name, "tensorrt", trt.__version__), name, resolved.N, resolved.M,
                             resolved.fingerprint, target=target, shapes=shapes, gdn_mode=gdn, plugin_path=plugin,
                             out_dir=output, timing_cache=timing_cache, device=device,
-                            version_compatible=version_compatible, replace=force, log=click.echo)
+                            version_compatible=version_compatible, replace=force, log=click.echo, deconv=deconv)
         click.echo("built {}".format(path))
     for name in (MANIFEST, ENTROPY_TABLES):  # what makes the directory a model of its own
         with open(os.path.join(resolved.export_dir(), name), "rb") as f:

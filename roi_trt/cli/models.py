@@ -4,6 +4,7 @@ import os
 
 import click
 
+from ..spec import DECONV_FORMS, EXPORT_DECONV
 from .options import shape_option_value, trust_option
 
 
@@ -73,7 +74,7 @@ def _export_info(resolved):
 @click.option("-o", "--output", type=click.Path(file_okay=False), help="Export directory [default: export/<checkpoint name>].")
 @click.option("--opset", type=int, default=None, help="ONNX opset [default: 13, the highest TensorRT 8.2 parses].")
 @click.option("--fixed-shape", callback=shape_option_value, help="Fix every dimension, BATCHxHEIGHTxWIDTH or HEIGHTxWIDTH for batch 1 (e.g. 1x512x512).")
-@click.option("--deconv", type=click.Choice(("polyphase", "convtranspose")), default="polyphase", show_default=True,
+@click.option("--deconv", type=click.Choice(DECONV_FORMS), default=EXPORT_DECONV, show_default=True,
               help="Transposed convolutions as one Conv per output phase (faster in ONNX Runtime, same values) or as "
                    "ConvTranspose.")
 @trust_option

@@ -144,9 +144,8 @@ class DirectorySink(object):
         self._unnamed = 0
 
     def __call__(self, rgb, info):
-        from PIL import Image
-
         from ..fileio import atomic_output
+        from ..imageio import write_png
 
         if info.frame is None:
             self._unnamed += 1
@@ -156,7 +155,8 @@ class DirectorySink(object):
         path = os.path.join(self.directory, info.camera or "default", name)
         try:
             with atomic_output(path, replace=False) as tmp:
-                Image.fromarray(rgb).save(tmp, format="PNG", compress_level=1)
+                with open(tmp, "wb") as f:
+                    write_png(rgb, f)
         except RoiTrtError as exc:
             raise RequestError(str(exc)) from None
         except OSError as exc:  # full disk, no permission: this frame fails, the server goes on

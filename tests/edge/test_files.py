@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from roi_trt.cli import main
+from roi_trt.imageio import write_png
 
 # The CLI with torch unimportable: what an edge install (pip install . onnxruntime) runs.
 NO_TORCH = "import sys; sys.modules['torch'] = None; from roi_trt.cli import main; sys.exit(main())"
@@ -114,6 +115,21 @@ def test_output_suffix_names_the_format(export_dir, photos, tmp_path, suffix, pi
     assert cli("decode", stream, "-m", export_dir, "-o", out).exit_code == 0
     with Image.open(str(out)) as img:
         assert img.format == pil_format and img.size == (48, 48)
+
+
+@pytest.mark.parametrize("library", ["imagecodecs", "pillow"])
+def test_png_writes_are_lossless_with_either_library(library):
+    if library == "imagecodecs":
+        pytest.importorskip("imagecodecs", reason="imagecodecs is installed on Python 3.8+ only")
+    rng = np.random.default_rng(5)
+    smooth = np.cumsum(rng.integers(-3, 4, (37, 53, 3)), axis=1) % 256
+    for rgb in (rng.integers(0, 256, (37, 53, 3)), smooth, np.zeros((1, 1, 3))):
+        rgb = np.asarray(rgb, np.uint8)[:, ::-1]  # a strided view, as finish_decode returns
+        out = io.BytesIO()
+        write_png(rgb, out, library)
+        with Image.open(io.BytesIO(out.getvalue())) as img:
+            assert img.format == "PNG" and img.mode == "RGB"
+            np.testing.assert_array_equal(np.asarray(img), rgb)
 
 
 def test_unknown_output_suffixes_are_refused(export_dir, photos, tmp_path):

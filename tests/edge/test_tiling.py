@@ -7,13 +7,21 @@ from click.testing import CliRunner
 from roi_trt.cli import main
 from roi_trt.codec import WORK_BYTES, open_codec
 from roi_trt.entropy import quantize
-from roi_trt.tiling import HALO
+from roi_trt.tiling import HALO, spans
 
 
 def budget_for(codec, part, tile):
     """The max_memory that gives tiles of `tile` latents (core) for `part`."""
     d = codec.downsampling
     return int((tile + 2 * HALO) ** 2 * d * d * codec.model.N * WORK_BYTES[part]) + 1
+
+
+@pytest.mark.parametrize("length, tile", [(250, 41), (188, 41), (41, 41), (42, 41), (1, 3), (7, 1), (100, 7)])
+def test_cores_cover_the_axis_with_the_fewest_balanced_tiles(length, tile):
+    cores = spans(length, tile)
+    assert cores[0][0] == 0 and cores[-1][1] == length and all(a[1] == b[0] for a, b in zip(cores, cores[1:]))
+    sizes = [end - start for start, end in cores]
+    assert len(cores) == -(-length // tile) and max(sizes) <= tile and max(sizes) - min(sizes) <= 1
 
 
 @pytest.fixture(scope="module")
