@@ -103,7 +103,7 @@ def depth_to_space_interleave(proto):
         base = next((b for b in interleaves if node.name.startswith(b + "/")), None)
         if base is None or (node.op_type == "Conv" and "/phase" in node.name):
             nodes.append(node)
-        elif node is interleaves[base]:
+        elif node.name == base + "/interleave":
             phases = ["{}/phase{}{}".format(base, rh, rw) for rh in range(2) for rw in range(2)]
             nodes += [helper.make_node("Concat", phases, [base + "/dcr"], axis=1),
                       helper.make_node("DepthToSpace", [base + "/dcr"], list(node.output), blocksize=2, mode="DCR")]

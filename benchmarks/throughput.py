@@ -6,7 +6,8 @@ For a directory of 512x512 photos (crops of the bundled ones), interleaved per r
 - sequential: each file read, prepared, transformed, entropy coded and written before the next;
 - pipelined: the same stages through `files.run_batch` (overlapped, bounded queues), as the CLI runs;
 - and, for decode, writing the decoded images as PNG alone, with each library `imageio.write_png` uses.
-Writes one CSV row per (direction, mode) with frames/s and the ratio to the transform-only rate.
+Writes one CSV row per (direction, mode) with frames/s and the ratio to the transform-only rate (for the PNG
+writers their mean file size instead).
 """
 
 import argparse
@@ -76,6 +77,12 @@ def main(argv=None):
         def png_writing(library):
             return lambda: [write_png(rgb, io.BytesIO(), library) for rgb in decoded]
 
+        def png_bytes(library):
+            files = [io.BytesIO() for _ in decoded]
+            for rgb, f in zip(decoded, files):
+                write_png(rgb, f, library)
+            return sum(len(f.getvalue()) for f in files) // len(files)
+
         def pipelined(jobs, stages):
             return lambda: run_batch(jobs, stages, Summary("", len(jobs)), as_json=False, progress=False)
 
@@ -98,17 +105,22 @@ def main(argv=None):
                     seconds[key].append(timed(fn))
                 finally:
                     sys.stdout = stdout
+        sizes = {mode: png_bytes(mode.split()[-1]) for _, mode in modes if mode.startswith("png-writing")}
     rows = []
     for (direction, mode), values in seconds.items():
         fps = args.images / float(np.median(values))
         ceiling = args.images / float(np.median(seconds[(direction, "transform-only")]))
-        rows.append({"direction": direction, "mode": mode, "images": args.images, "size": args.size,
-                     "rounds": args.rounds, "median_s": round(float(np.median(values)), 4),
-                     "frames_per_s": round(fps, 3), "fraction_of_transform_rate": round(fps / ceiling, 4),
-                     "threads": args.threads, "cpu": cpu_model(),
-                     "cores": os.cpu_count()})
-        print("{:<7} {:<24} {:6.2f} frames/s  {:6.1%} of the transform-only rate".format(
-            direction, mode, fps, fps / ceiling))
+        row = {"direction": direction, "mode": mode, "images": args.images, "size": args.size,
+               "rounds": args.rounds, "median_s": round(float(np.median(values)), 4), "frames_per_s": round(fps, 3),
+               "fraction_of_transform_rate": "", "mean_file_bytes": sizes.get(mode, ""), "threads": args.threads,
+               "cpu": cpu_model(), "cores": os.cpu_count()}
+        if mode in sizes:  # the writer alone: no share of the transform rate
+            print("{:<7} {:<24} {:6.2f} frames/s  {} B per image".format(direction, mode, fps, sizes[mode]))
+        else:
+            row["fraction_of_transform_rate"] = round(fps / ceiling, 4)
+            print("{:<7} {:<24} {:6.2f} frames/s  {:6.1%} of the transform-only rate".format(
+                direction, mode, fps, fps / ceiling))
+        rows.append(row)
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))

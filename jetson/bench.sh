@@ -12,10 +12,18 @@ out=${2:-nano.csv}
 forms=${DECONV:-convtranspose}
 [ "$forms" = both ] && forms="convtranspose polyphase"
 models=""
+first=""
 for form in $forms; do
     engines=engines/$(basename "${model%/}")-nano-${GDN:-inline}
     [ "$form" = polyphase ] && engines=$engines-polyphase
-    python3 -m roi_trt.cli build "$model" --target nano --gdn "${GDN:-inline}" --deconv "$form" -o "$engines" --force
+    if [ -z "$first" ]; then
+        python3 -m roi_trt.cli build "$model" --target nano --gdn "${GDN:-inline}" --deconv "$form" -o "$engines" --force
+        first=$engines
+    else  # the encoder has no transposed convolutions: build it once
+        python3 -m roi_trt.cli build "$model" --target nano --gdn "${GDN:-inline}" --deconv "$form" --part decoder \
+            -o "$engines" --force
+        cp "$first"/encoder.*.engine "$first"/encoder.*.engine.json "$engines"/
+    fi
     models="$models$engines,"
 done
 # one run, side by side: the engines on the GPU, the export on the CPU (the other pairings are skipped with a note)

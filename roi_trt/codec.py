@@ -26,6 +26,9 @@ Frame = namedtuple("Frame", "x height width")  # padded float NCHW image, and th
 # process's own, measured with ONNX Runtime 1.32 on CPU for N = 128 at tiles of 32-90 latents (analysis
 # 3.0-4.1 B, polyphase synthesis 4.0-4.1 B; the arena grows in steps), with a margin.
 WORK_BYTES = {"encoder": 4.25, "decoder": 4.5}
+# A decoder exported with `--deconv convtranspose` (or before the option): ONNX Runtime's column buffers
+# (8.4-9.3 B measured the same way).
+TRANSPOSED_DECODER_WORK_BYTES = 9.5
 DEFAULT_MAX_MEMORY = 256 << 20
 
 
@@ -84,7 +87,10 @@ class Codec(object):
         """Core side of a tile (latent units) for `part` within the memory budget (and, for an engine,
         within its optimization profile)."""
         d = self.downsampling
-        side = tile_side(self.max_memory, d * d * self.model.N * WORK_BYTES[part])
+        work = WORK_BYTES[part]
+        if part == "decoder" and self.model.has_export() and self.model.manifest().get("deconv") != "polyphase":
+            work = TRANSPOSED_DECODER_WORK_BYTES
+        side = tile_side(self.max_memory, d * d * self.model.N * work)
         if hasattr(self.backend, "profile"):
             largest = min(self.backend.profile(part)[2][2:]) // (d if part == "encoder" else 1)
             side = max(1, min(side, largest - 2 * HALO))

@@ -137,8 +137,9 @@ def _replaceable(path):
 def export_model(model, info, out_dir, opset=DEFAULT_OPSET, shape=None, deconv=EXPORT_DECONV):
     """Write a complete, verified export directory; it replaces `out_dir` only once everything passed.
 
-    `deconv`: "polyphase" computes each transposed convolution as one Conv per output phase (the same
-    values; ONNX Runtime's CPU kernels run it faster, benchmarks/roofline.py), "convtranspose" keeps it.
+    `deconv`: "polyphase" computes each hidden transposed convolution as one Conv per output phase (the
+    same values; ONNX Runtime's CPU kernels run it faster, benchmarks/roofline.py), "convtranspose" keeps
+    them (onnx_rewrite.polyphase_deconv_model).
     """
     if deconv not in DECONV_FORMS:
         raise ExportError("deconv must be one of {}".format(", ".join(DECONV_FORMS)))

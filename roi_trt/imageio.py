@@ -1,6 +1,6 @@
 """Image files <-> float32 NCHW RGB arrays in [0, 1] (torch-free, Python 3.6)."""
 
-import importlib.util
+import functools
 import io
 import zlib
 
@@ -13,19 +13,25 @@ from .errors import RoiTrtError
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
+@functools.lru_cache(maxsize=None)
+def _libpng():
+    """imagecodecs' PNG encoder and its Up filter, or None where imagecodecs is absent (Python 3.6)."""
+    try:
+        from imagecodecs import PNG, png_encode
+    except ImportError:
+        return None
+    return png_encode, PNG.FILTER.UP
+
+
 def write_png(rgb, f, library=None):
     """uint8 HxWx3 -> PNG into the binary file `f`, losslessly and fast: libpng through imagecodecs (the Up
     filter, Huffman-only deflate) or Pillow (level 1, Huffman-only); `library` None takes imagecodecs
     where it is installed (Python 3.8+). Pillow filters every row adaptively, which on 2 cores took
     longer than the synthesis leaves a decode pipeline (benchmarks/throughput.py times both)."""
-    if library is None:
-        library = "imagecodecs" if importlib.util.find_spec("imagecodecs") else "pillow"
-    if library == "imagecodecs":
-        import imagecodecs
-
+    if (_libpng() is not None) if library is None else library == "imagecodecs":
+        png_encode, up = _libpng()
         # a fresh C-order copy: libpng refuses a view's strides (a 1x1 image reversed counts as contiguous)
-        f.write(imagecodecs.png_encode(np.array(rgb, np.uint8, order="C"), level=1, strategy=zlib.Z_HUFFMAN_ONLY,
-                                       filter=imagecodecs.PNG.FILTER.UP))
+        f.write(png_encode(np.array(rgb, np.uint8, order="C"), level=1, strategy=zlib.Z_HUFFMAN_ONLY, filter=up))
     else:
         Image.fromarray(rgb).save(f, format="PNG", compress_level=1, compress_type=zlib.Z_HUFFMAN_ONLY)
 

@@ -12,8 +12,8 @@ parser dispatch per version, ONNX Runtime 1.10), so each gets the form it handle
   nodes resolve to the registered plugin on every version.
 
 And one rewrite for speed, whatever the GDN1 form: `polyphase_deconv_model` computes the decoder's
-transposed convolutions as plain convolutions, `transposed_deconv_model` undoes it; `with_deconv`
-gives either form (`roi-trt export --deconv`, `roi-trt build --deconv`).
+hidden transposed convolutions as plain convolutions, `transposed_deconv_model` undoes it;
+`with_deconv` gives either form (`roi-trt export --deconv`, `roi-trt build --deconv`).
 """
 
 import copy
@@ -120,18 +120,26 @@ def _phase_taps(kernel, stride, pad):
 
 # Below this many output channels a transposed convolution stays as it is: ONNX Runtime's ConvTranspose
 # is a GEMM into a column buffer of C_out x k x k rows, small for the image layer (3 channels), while Convs
-# with 3 outputs miss its channel-blocked kernels (measured: 40 ms as ConvTranspose, 103 ms in phases,
-# 128 -> 3 channels at 256 x 256 on this repository's CPU).
+# with 3 outputs miss its channel-blocked kernels (benchmarks/roofline.py, "image-layer-too": the whole
+# synthesis 1.10x (128, 2) and 1.13x (256, 2) slower with its image layer in phases).
 MIN_POLYPHASE_CHANNELS = 16
 
 
 def _is_polyphase_candidate(node, attrs, initializers, min_channels):
     kernel, strides = list(attrs.get("kernel_shape", [])), list(attrs.get("strides", [1, 1]))
     pads, output_padding = list(attrs.get("pads", [0, 0, 0, 0])), list(attrs.get("output_padding", [0, 0]))
-    return (node.op_type == "ConvTranspose" and node.domain == "" and len(kernel) == 2 and kernel[0] == kernel[1]
+    return (node.op_type == "ConvTranspose" and node.domain == "" and len(kernel) == 2 and kernel[0] == kernel[1] >= 3
             and strides == [2, 2] and len(set(pads)) == 1 and 2 * pads[0] + 1 == kernel[0]
-            and output_padding == [1, 1] and attrs.get("group", 1) == 1 and node.input[1] in initializers
-            and numpy_helper.to_array(initializers[node.input[1]]).shape[1] >= min_channels)
+            and output_padding == [1, 1] and attrs.get("group", 1) == 1
+            and list(attrs.get("dilations", [1, 1])) == [1, 1]
+            and attrs.get("auto_pad", b"NOTSET") in (b"NOTSET", "NOTSET") and "output_shape" not in attrs
+            and node.input[1] in initializers and initializers[node.input[1]].dims[1] >= min_channels)
+
+
+def _unused_name(name, taken):
+    while name in taken:
+        name += "_"
+    return name
 
 
 def polyphase_deconv_model(proto, min_channels=MIN_POLYPHASE_CHANNELS):
@@ -142,8 +150,8 @@ def polyphase_deconv_model(proto, min_channels=MIN_POLYPHASE_CHANNELS):
 
     The phases are interleaved channel by channel (Unsqueeze + Concat on a new axis, so channel c's four
     phases are adjacent) and placed by a depthwise 2x2 stride-2 ConvTranspose with one-hot kernels: a
-    pure copy, 2x faster in ONNX Runtime than Concat + DepthToSpace, whose generic transpose moves one
-    float at a time."""
+    copy, where Concat + DepthToSpace (the first polyphase export) moves one float at a time in ONNX
+    Runtime's transpose (benchmarks/roofline.py, "depthtospace")."""
     model = copy.deepcopy(proto)
     graph = model.graph
     initializers = {t.name: t for t in graph.initializer}
@@ -170,7 +178,7 @@ def polyphase_deconv_model(proto, min_channels=MIN_POLYPHASE_CHANNELS):
                     helper.make_node("Unsqueeze", [name, base + "/axis2"], [name + "/u"], name=name + "/unsqueeze"),
                 ]
                 stacked.append(name + "/u")
-        one_hot = np.zeros((4 * c_out, 1, 2, 2), np.float32)  # input channel 4c + 2rh + rw -> output (c, rh, rw)
+        one_hot = np.zeros((4 * c_out, 1, 2, 2), weight.dtype)  # input channel 4c + 2rh + rw -> output (c, rh, rw)
         for phase in range(4):
             one_hot[phase::4, 0, phase // 2, phase % 2] = 1
         added += [
@@ -187,7 +195,8 @@ def polyphase_deconv_model(proto, min_channels=MIN_POLYPHASE_CHANNELS):
                              name=base + "/hw"),
             helper.make_node("Concat", [base + "/batch_channels", base + "/hw"], [base + "/flat_shape"],
                              name=base + "/flat_shape", axis=0),
-            helper.make_node("Reshape", [base + "/phases", base + "/flat_shape"], [base + "/flat"], name=base + "/flat"),
+            helper.make_node("Reshape", [base + "/phases", base + "/flat_shape"], [base + "/flat"],
+                             name=base + "/flat"),
             helper.make_node("ConvTranspose", [base + "/flat", base + "/interleave.weight"], [node.output[0]],
                              name=base + "/interleave", kernel_shape=[2, 2], strides=[2, 2], group=c_out),
         ]
@@ -196,41 +205,44 @@ def polyphase_deconv_model(proto, min_channels=MIN_POLYPHASE_CHANNELS):
 
 
 def transposed_deconv_model(proto):
-    """The inverse of `polyphase_deconv_model`: each group of phase Convs it wrote becomes one ConvTranspose
-    again, with the original kernel bit for bit (a runtime may run the transposed form faster, e.g.
-    TensorRT's fused deconvolution; `roi-trt build --deconv`)."""
+    """The inverse of `polyphase_deconv_model` (also of the first polyphase exports, whose phases
+    DepthToSpace placed): each group of phase Convs becomes one ConvTranspose again, with the original
+    kernel bit for bit (a runtime may run the transposed form faster, e.g. TensorRT's fused
+    deconvolution; `roi-trt build --deconv`)."""
     model = copy.deepcopy(proto)
     graph = model.graph
     initializers = {t.name: t for t in graph.initializer}
-    groups = [n.name[: -len("/interleave")] for n in graph.node
-              if n.op_type == "ConvTranspose" and n.name.endswith("/interleave")]
-    phase_convs = {base: {n.name: n for n in graph.node if n.op_type == "Conv" and n.name.startswith(base + "/phase")}
-                   for base in groups}
+    interleaves = {n.name[: -len("/interleave")]: n for n in graph.node
+                   if n.op_type in ("ConvTranspose", "DepthToSpace") and n.name.endswith("/interleave")}
+    convs = {n.name: n for n in graph.node if n.op_type == "Conv"}
     nodes, added = [], []
     for node in graph.node:
-        base = next((b for b in groups if node.name.startswith(b + "/")), None)
+        base = next((b for b in interleaves if node.name.startswith(b + "/")), None)
         if base is None:
             nodes.append(node)
             continue
         if node.name != base + "/phase00":
             continue  # the group's other nodes are replaced by the ConvTranspose written at its first phase
-        convs = phase_convs[base]
-        phases = [[numpy_helper.to_array(initializers[convs["{}/phase{}{}".format(base, rh, rw)].input[1]])
-                   for rw in range(2)] for rh in range(2)]
-        kernel = phases[0][0].shape[2] + phases[1][1].shape[2]
-        c_out, c_in = phases[0][0].shape[:2]
-        weight = np.zeros((c_in, c_out, kernel, kernel), np.float32)
+        names = ["{}/phase{}{}".format(base, rh, rw) for rh in range(2) for rw in range(2)]
+        if not all(n in convs and convs[n].input[1] in initializers for n in names):
+            raise ValueError("{}: not the four phase Convs polyphase_deconv_model writes".format(base))
+        phases = [numpy_helper.to_array(initializers[convs[n].input[1]]) for n in names]
+        kernel = phases[0].shape[2] + phases[3].shape[2]
+        c_out, c_in = phases[0].shape[:2]
+        weight = np.zeros((c_in, c_out, kernel, kernel), phases[0].dtype)
         taps = _phase_taps(kernel, 2, kernel // 2)
-        for rh, (taps_h, _) in enumerate(taps):
-            for rw, (taps_w, _) in enumerate(taps):
-                for i, kh in enumerate(taps_h):
-                    for j, kw in enumerate(taps_w):
-                        weight[:, :, kh, kw] = phases[rh][rw][:, :, i, j].T
-        added.append(numpy_helper.from_array(weight, base + ".weight"))
-        output = next(n.output[0] for n in graph.node if n.name == base + "/interleave")
-        nodes.append(helper.make_node("ConvTranspose", [node.input[0], base + ".weight"] + list(node.input[2:3]), [output],
-                                      name=base, kernel_shape=[kernel, kernel], strides=[2, 2], pads=[kernel // 2] * 4,
-                                      output_padding=[1, 1]))
+        for index, phase in enumerate(phases):
+            taps_h, taps_w = taps[index // 2][0], taps[index % 2][0]
+            for i, kh in enumerate(taps_h):
+                for j, kw in enumerate(taps_w):
+                    weight[:, :, kh, kw] = phase[:, :, i, j].T
+        weight_name = _unused_name(base + ".weight", initializers)
+        added.append(numpy_helper.from_array(weight, weight_name))
+        nodes.append(helper.make_node("ConvTranspose", [node.input[0], weight_name] + list(node.input[2:3]),
+                                      list(interleaves[base].output), name=base, kernel_shape=[kernel, kernel],
+                                      strides=[2, 2], pads=[kernel // 2] * 4, output_padding=[1, 1]))
+    if any(n.op_type == "Conv" and "/phase" in n.name for n in nodes):
+        raise ValueError("phase Convs without their interleave: not a graph polyphase_deconv_model wrote")
     _replace_nodes(graph, nodes, added)
     return model
 

@@ -238,8 +238,9 @@ def write_fake_engine(tmp_path, export_dir, gdn="plugin", flags=("DIRECT_IO",), 
     deserializes them: every test below is refused first)."""
     compiled = engine.Compiled(data, list(flags), "latent_hat", "image",
                                Profile((1, 128, 1, 1), (1, 128, 32, 32), (1, 128, 48, 48)))
-    sidecar = engine.make_sidecar("decoder", 128, 2, FINGERPRINT, gdn, PLUGIN_SHA if gdn == "plugin" else None,
-                                  "10.7.0.23", GPU, "h100", compiled, 4 << 30, os.path.join(export_dir, "decoder.onnx"))
+    sidecar = engine.make_sidecar("decoder", 128, 2, FINGERPRINT, gdn, "convtranspose",
+                                  PLUGIN_SHA if gdn == "plugin" else None, "10.7.0.23", GPU, "h100", compiled, 4 << 30,
+                                  os.path.join(export_dir, "decoder.onnx"))
     path = str(tmp_path / engine.engine_file_name("decoder", gdn))
     return path, engine.write_engine(path, data, sidecar)
 
@@ -249,6 +250,26 @@ def here(tensorrt="10.7.0.23", gpu=GPU, plugin=PLUGIN_SHA):
 
 
 EXPECT = {"fingerprint": FINGERPRINT, "N": 128, "M": 2, "part": "decoder"}
+
+
+def test_engines_built_differently_keep_apart_in_benchmark_rows(export_dir):
+    compiled = engine.Compiled(b"", [], "x", "y", Profile((1, 3, 16, 16), (1, 3, 512, 512), (1, 3, 768, 768)))
+
+    def sidecar(part, gdn, deconv):
+        return engine.make_sidecar(part, 128, 2, FINGERPRINT, gdn, deconv, None, "10.7.0.23", GPU, "h100", compiled,
+                                   4 << 30, os.path.join(export_dir, part + ".onnx"))
+
+    def label(gdn, deconv):
+        return engine.engine_label([sidecar("encoder", gdn, deconv), sidecar("decoder", gdn, deconv)])
+
+    assert label("inline", "convtranspose") == "tensorrt"
+    assert label("plugin", "convtranspose") == "tensorrt-plugin"
+    assert label("inline", "polyphase") == "tensorrt-polyphase"
+    assert label("plugin", "polyphase") == "tensorrt-plugin-polyphase"
+    assert engine.engine_label([sidecar("encoder", "inline", "polyphase")]) == "tensorrt"  # the encoder has no deconv
+    old = sidecar("decoder", "inline", "polyphase")
+    del old["deconv"]  # engines built before the option: the export's form, unknown here
+    assert engine.engine_label([old]) == "tensorrt"
 
 
 def test_sidecar_round_trip(tmp_path, export_dir):
@@ -398,8 +419,11 @@ def test_timing_caches_are_kept_per_tensorrt_release_and_gpu_model(tmp_path):
 
 
 def test_build_engine_checks_its_arguments_first(tmp_path):
-    with pytest.raises(BuildError, match="gdn mode one of inline, plugin, got 'encoder' and 'fused'"):
+    with pytest.raises(BuildError, match="gdn mode one of inline, plugin and deconv one of polyphase, convtranspose; "
+                                         "got 'encoder', 'fused', 'convtranspose'"):
         engine.build_engine("x.onnx", "encoder", 128, 2, FINGERPRINT, gdn_mode="fused")
+    with pytest.raises(BuildError, match="got 'decoder', 'inline', 'fft'"):
+        engine.build_engine("x.onnx", "decoder", 128, 2, FINGERPRINT, deconv="fft")
     with pytest.raises(BuildError, match="version-compatible engines cannot carry the GDN1 plugin"):
         engine.build_engine("x.onnx", "encoder", 128, 2, FINGERPRINT, gdn_mode="plugin", version_compatible=True)
 

@@ -19,7 +19,8 @@ from roi_trt.errors import ExportError, ModelError
 from roi_trt.export import export_model, verify
 from roi_trt.manifest import file_sha256, read_manifest
 from roi_trt.model import fingerprint
-from roi_trt.onnx_rewrite import is_gdn1, plugin_model, polyphase_deconv_model, standard_ops_model
+from roi_trt.onnx_rewrite import (is_gdn1, plugin_model, polyphase_deconv_model, standard_ops_model,
+                                  transposed_deconv_model)
 from roi_trt.store import DEMO_CHECKPOINT, DEMO_EXPORT, resolve
 
 
@@ -164,7 +165,7 @@ def test_polyphase_decoder_equals_pytorch_at_odd_sizes(latent_hw, tmp_path):
     import copy
 
     model, info = load_checkpoint(DEMO_CHECKPOINT)
-    y = np.rint(np.random.default_rng(2).standard_normal((1, 128) + latent_hw) * 3).astype(np.float32)
+    y = np.rint(np.random.default_rng(2).standard_normal((2, 128) + latent_hw) * 3).astype(np.float32)  # batch 2
     with torch.no_grad():
         x64 = copy.deepcopy(model).double()._decoder(torch.from_numpy(y).double()).numpy()
         x32 = model._decoder(torch.from_numpy(y)).numpy()
@@ -177,10 +178,53 @@ def test_polyphase_decoder_equals_pytorch_at_odd_sizes(latent_hw, tmp_path):
         assert transposed == [(128, 3, 5, 5)] + [(4 * 128, 1, 2, 2)] * 3
         assert sum(n.op_type == "Conv" and "/phase" in n.name for n in proto.graph.node) == 4 * 3
         out = _run(proto, y)
-        assert out.shape == (1, 3, 16 * latent_hw[0], 16 * latent_hw[1])
+        assert out.shape == (2, 3, 16 * latent_hw[0], 16 * latent_hw[1])
         assert np.abs(out - x64).max() <= tolerance
     emitted = export_model(model, info, str(tmp_path / "t"), deconv="convtranspose")
     assert emitted["deconv"] == "convtranspose"
     transposed = onnx.load(str(tmp_path / "t" / "decoder.std.onnx"))
-    assert "ConvTranspose" in {n.op_type for n in transposed.graph.node}
-    assert np.abs(_run(polyphase_deconv_model(transposed), y) - _run(transposed, y)).max() <= 1e-4
+    weights = {t.name: tuple(t.dims) for t in transposed.graph.initializer}
+    assert sorted(weights[n.input[1]] for n in transposed.graph.node if n.op_type == "ConvTranspose") == [
+        (128, 3, 5, 5)] + [(128, 128, 5, 5)] * 3
+    assert not any("/phase" in n.name for n in transposed.graph.node)
+    for form in (transposed, polyphase_deconv_model(transposed)):
+        assert np.abs(_run(form, y) - x64).max() <= tolerance
+
+
+def test_the_inverse_rewrite_restores_every_kernel_bit_for_bit():
+    """transposed(polyphase(g)) has g's ConvTranspose nodes and weights exactly, whichever placement the
+    phases had (the one-hot ConvTranspose, or DepthToSpace as in the first polyphase exports)."""
+    from roi_trt.onnx_emit import transform_models
+
+    model, _ = load_checkpoint(DEMO_CHECKPOINT)
+    emitted = transform_models(model, 13)[1]
+    first_export = polyphase_deconv_model(emitted, min_channels=1)
+    for node in first_export.graph.node:  # the first exports' placement of the phases
+        if node.name.endswith("/interleave"):
+            base = node.name[: -len("/interleave")]
+            node.CopyFrom(onnx.helper.make_node("DepthToSpace", [base + "/dcr"], list(node.output), name=node.name,
+                                                blocksize=2, mode="DCR"))
+    kept = [n for n in first_export.graph.node if not n.name.endswith(("/unsqueeze", "/concat", "/shape", "/hw",
+                                                                          "/flat_shape", "/flat"))]
+    for base in {n.name[: -len("/interleave")] for n in kept if n.name.endswith("/interleave")}:
+        at = next(i for i, n in enumerate(kept) if n.name == base + "/interleave")
+        kept.insert(at, onnx.helper.make_node("Concat", ["{}/phase{}{}".format(base, rh, rw) for rh in (0, 1)
+                                                         for rw in (0, 1)], [base + "/dcr"], name=base + "/concat", axis=1))
+    del first_export.graph.node[:]
+    first_export.graph.node.extend(kept)
+    y = np.rint(np.random.default_rng(4).standard_normal((1, 128, 3, 4)) * 2).astype(np.float32)
+    original = {t.name: onnx.numpy_helper.to_array(t) for t in emitted.graph.initializer}
+    for polyphase in (polyphase_deconv_model(emitted), first_export):
+        restored = transposed_deconv_model(polyphase)
+        a, b = ([n for n in g.graph.node if n.op_type == "ConvTranspose"] for g in (emitted, restored))
+        weights = {t.name: onnx.numpy_helper.to_array(t) for t in restored.graph.initializer}
+        assert [(n.name, list(n.output), n.attribute) for n in a] == [(n.name, list(n.output), n.attribute) for n in b]
+        for x, z in zip(a, b):
+            np.testing.assert_array_equal(original[x.input[1]], weights[z.input[1]])
+            assert x.input[2:] == z.input[2:]
+        onnx.checker.check_model(restored, full_check=True)
+    assert np.abs(_run(standard_ops_model(first_export), y) - _run(standard_ops_model(emitted), y)).max() <= 1e-4
+    with pytest.raises(ValueError, match="not the four phase Convs"):
+        broken = polyphase_deconv_model(emitted)
+        broken.graph.node.remove(next(n for n in broken.graph.node if n.name.endswith("/phase11")))
+        transposed_deconv_model(broken)

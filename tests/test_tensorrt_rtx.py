@@ -90,8 +90,8 @@ def test_fp32_engines_build_and_carry_a_sidecar(export, tmp_path, part, deconv, 
     from roi_trt.cuda import Device
 
     gpu = Device(0, "ahead of time", (8, 0), 0)
-    sidecar = engine.make_sidecar(part, manifest["N"], manifest["M"], manifest["fingerprint"], "inline", None,
-                                  trt.__version__, gpu, "a100", compiled, WORKSPACE, path, deconv)
+    sidecar = engine.make_sidecar(part, manifest["N"], manifest["M"], manifest["fingerprint"], "inline", deconv,
+                                  None, trt.__version__, gpu, "a100", compiled, WORKSPACE, path)
     assert sidecar["deconv"] == deconv
     out = str(tmp_path / engine.engine_file_name(part, "inline"))
     engine.write_engine(out, compiled.serialized, sidecar)

@@ -41,6 +41,11 @@ class Backend(object):
         """Human-readable execution device (for reports)."""
         raise NotImplementedError
 
+    @property
+    def label(self):
+        """The backend as benchmark rows name it: differently built engines of one backend get their own."""
+        return self.name
+
     def _load(self, part):
         raise NotImplementedError
 

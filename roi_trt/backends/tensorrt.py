@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import cuda
 from ..build import trt_api
-from ..build.engine import load_engine
+from ..build.engine import engine_label, load_engine
 from ..build.targets import shape_text
 from ..errors import BackendError
 from .base import PARTS, Backend
@@ -53,6 +53,10 @@ class TensorRTBackend(Backend):
     @property
     def device(self):
         return "cuda:{}".format(self._index)
+
+    @property
+    def label(self):
+        return engine_label([handle.loaded.sidecar for handle in self._parts.values()])
 
     def _load(self, part):
         expect = {"fingerprint": self.model.fingerprint, "N": self.model.N, "M": self.model.M, "part": part}

@@ -39,7 +39,7 @@ class RoiCodecMethod(Method):
 
     def __init__(self, codec):
         self.codec, self.config = codec, _config(codec.model)
-        self.backend, self.device = codec.backend.name, codec.backend.device
+        self.backend, self.device = codec.backend.label, codec.backend.device
 
     def prepare(self, rgb):
         return self.codec.prepare(rgb)

@@ -13,6 +13,13 @@ CODEC_LABEL = {"avif": "AVIF", "jpeg": "JPEG", "roi-codec": "ROI codec"}
 BACKEND_COLOR = {"onnxruntime": "tab:blue", "torch-compressai": "tab:orange", "tensorrt": "tab:green"}
 
 
+def _bar_color(row):
+    if row["method"] != "roi-codec":
+        return "tab:gray"
+    backend = "tensorrt" if row["backend"].startswith("tensorrt") else row["backend"]  # tensorrt-plugin, ...
+    return BACKEND_COLOR.get(backend, "tab:blue")
+
+
 def unit_for(seconds):
     """Per-row unit as the paper chooses them: s from 0.2 s, ms from 1 ms, else µs."""
     if seconds >= 0.2:
@@ -85,7 +92,7 @@ def plot(rows, path, replace=True):
         labels = [label(r) + ("" if len({x["device"] for x in rows}) == 1 else "\n" + r["device"]) for r in here]
         means = [r["mean_s"] for r in here]
         stds = [0 if math.isnan(r["std_s"]) else r["std_s"] for r in here]
-        colors = [BACKEND_COLOR.get(r["backend"], "tab:blue") if r["method"] == "roi-codec" else "tab:gray" for r in here]
+        colors = [_bar_color(r) for r in here]
         ax.bar(range(len(here)), means, yerr=stds, color=colors, capsize=3)
         ax.set_yscale("log")
         ax.set_xticks(range(len(here)))

@@ -20,7 +20,7 @@ from ..errors import BuildError, EngineError, OutputExistsError
 from ..fileio import write_bytes_atomic
 from ..manifest import file_sha256, write_json_atomic
 from ..optional import require
-from ..spec import TENSORRT_DECONV
+from ..spec import DECONV_FORMS, TENSORRT_DECONV
 from . import plugin as plugin_loader
 from . import targets, trt_api
 
@@ -79,7 +79,7 @@ def onnx_for_tensorrt(onnx_path, gdn_mode, version, deconv=TENSORRT_DECONV):
 
     inline: GDN1 nodes lowered to standard ops (every TensorRT parses those); plugin: the GDN1 nodes kept,
     their function bodies stripped where the parser would otherwise inline them. `deconv`: the form of
-    the decoder's transposed convolutions (onnx_rewrite.DECONV_FORMS), whichever the export wrote.
+    the decoder's transposed convolutions (spec.DECONV_FORMS), whichever the export wrote.
     """
     onnx = require("onnx", "building TensorRT engines")
     from ..onnx_rewrite import is_gdn1, plugin_model, standard_ops_model, with_deconv
@@ -177,12 +177,13 @@ def build_engine(onnx_path, part, N, M, fingerprint, target="auto", shapes=None,
     target: a targets.NAMES entry (checked against the GPU); shapes: (min, opt, max) NCHW input shapes,
     default the target's (or the export's fixed shape); gdn_mode: "inline" (standard ops) or "plugin"
     (the GDN1 plugin library, `plugin_path` or its default location); timing_cache: a file reused across
-    builds, default one per TensorRT release and GPU in roi-trt's cache; deconv: see onnx_for_tensorrt.
+    builds, default one per TensorRT release and GPU in roi-trt's cache; deconv: the decoder's form
+    (spec.DECONV_FORMS, recorded in the sidecar).
     """
     log = log or _silent
-    if part not in PARTS or gdn_mode not in GDN_MODES:
-        raise BuildError("part must be one of {} and gdn mode one of {}, got {!r} and {!r}".format(
-            ", ".join(PARTS), ", ".join(GDN_MODES), part, gdn_mode))
+    if part not in PARTS or gdn_mode not in GDN_MODES or deconv not in DECONV_FORMS:
+        raise BuildError("part must be one of {}, gdn mode one of {} and deconv one of {}; got {!r}, {!r}, {!r}".format(
+            ", ".join(PARTS), ", ".join(GDN_MODES), ", ".join(DECONV_FORMS), part, gdn_mode, deconv))
     if version_compatible and gdn_mode == "plugin":
         raise BuildError("version-compatible engines cannot carry the GDN1 plugin: build them with --gdn inline")
     path = os.path.join(out_dir, engine_file_name(part, gdn_mode))
@@ -202,8 +203,8 @@ def build_engine(onnx_path, part, N, M, fingerprint, target="auto", shapes=None,
         timing_cache = default_timing_cache(trt.__version__, gpu)
     compiled = compile_network(trt, version, data, "{} ({})".format(os.path.basename(onnx_path), part), profile,
                                target.workspace_bytes, plugin_layers, timing_cache, version_compatible, log)
-    sidecar = make_sidecar(part, N, M, fingerprint, gdn_mode, plugin and plugin.sha256, trt.__version__, gpu,
-                           target.name, compiled, target.workspace_bytes, onnx_path, deconv)
+    sidecar = make_sidecar(part, N, M, fingerprint, gdn_mode, deconv, plugin and plugin.sha256, trt.__version__, gpu,
+                           target.name, compiled, target.workspace_bytes, onnx_path)
     write_engine(path, compiled.serialized, sidecar, replace)
     log("wrote {} ({:.1f} MB) and its sidecar".format(path, len(compiled.serialized) / 1e6))
     return path
@@ -212,8 +213,8 @@ def build_engine(onnx_path, part, N, M, fingerprint, target="auto", shapes=None,
 # -- sidecars ----------------------------------------------------------------------------------------
 
 
-def make_sidecar(part, N, M, fingerprint, gdn_mode, plugin_sha256, tensorrt_version, gpu, target, compiled,
-                 workspace_bytes, onnx_path, deconv=TENSORRT_DECONV):
+def make_sidecar(part, N, M, fingerprint, gdn_mode, deconv, plugin_sha256, tensorrt_version, gpu, target, compiled,
+                 workspace_bytes, onnx_path):
     """What an engine was built from (model, ONNX), with (TensorRT, flags, plugin) and for (GPU, shapes)."""
     return {
         "format": FORMAT,
@@ -237,6 +238,18 @@ def make_sidecar(part, N, M, fingerprint, gdn_mode, plugin_sha256, tensorrt_vers
         "workspace_bytes": int(workspace_bytes),
         "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def engine_label(sidecars):
+    """How benchmark rows name the TensorRT backend of engines with these sidecars: "tensorrt", with
+    "-plugin" for the GDN1 plugin and "-polyphase" for a decoder in phases, so that engines built both
+    ways and timed in one run (jetson/bench.sh) keep apart."""
+    label = "tensorrt"
+    if any(s.get("gdn") == "plugin" for s in sidecars):
+        label += "-plugin"
+    if any(s.get("part") == "decoder" and s.get("deconv") == "polyphase" for s in sidecars):
+        label += "-polyphase"
+    return label
 
 
 def write_engine(path, data, sidecar, replace=True):

@@ -75,8 +75,8 @@ def _export_info(resolved):
 @click.option("--opset", type=int, default=None, help="ONNX opset [default: 13, the highest TensorRT 8.2 parses].")
 @click.option("--fixed-shape", callback=shape_option_value, help="Fix every dimension, BATCHxHEIGHTxWIDTH or HEIGHTxWIDTH for batch 1 (e.g. 1x512x512).")
 @click.option("--deconv", type=click.Choice(DECONV_FORMS), default=EXPORT_DECONV, show_default=True,
-              help="Transposed convolutions as one Conv per output phase (faster in ONNX Runtime, same values) or as "
-                   "ConvTranspose.")
+              help="The decoder's hidden transposed convolutions as one Conv per output phase (faster in ONNX Runtime, "
+                   "same values) or as ConvTranspose.")
 @trust_option
 def export(checkpoint, output, opset, fixed_shape, deconv, trust_pickle):
     """Export CHECKPOINT [default: the shipped demo's] to ONNX (GDN1 as a custom op), verified against PyTorch."""

@@ -1,5 +1,7 @@
 """Tiled transforms equal untiled ones: the halo covers what every kept output depends on."""
 
+import os
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -46,6 +48,38 @@ def test_tiled_equals_untiled(export_dir, whole, photo, tile, size):
     tiled = open_codec(export_dir, max_memory=budget_for(whole, "decoder", tile))
     assert tiled.tile_latents("decoder") == tile
     assert np.abs(tiled.synthesize(y_hat)[0] - reference_image).max() <= 1.0 / 255
+
+
+def test_a_transposed_decoder_gets_tiles_for_its_column_buffers(export_dir, tmp_path):
+    """An export whose decoder keeps ConvTranspose (`--deconv convtranspose`) needs about twice the working
+    memory: the same budget gives it smaller tiles, and they still stitch to the untiled image."""
+    import json
+    import shutil
+
+    import onnx
+
+    from roi_trt.codec import TRANSPOSED_DECODER_WORK_BYTES
+    from roi_trt.manifest import file_sha256
+    from roi_trt.onnx_rewrite import transposed_deconv_model
+
+    copy = str(tmp_path / "transposed")
+    shutil.copytree(export_dir, copy)
+    with open(os.path.join(copy, "manifest.json")) as f:
+        manifest = json.load(f)
+    for name in ("decoder.onnx", "decoder.std.onnx"):
+        onnx.save(transposed_deconv_model(onnx.load(os.path.join(copy, name))), os.path.join(copy, name))
+        manifest["sha256"][name] = file_sha256(os.path.join(copy, name))
+    manifest["deconv"] = "convtranspose"
+    with open(os.path.join(copy, "manifest.json"), "w") as f:
+        json.dump(manifest, f)
+    budget = 64 << 20
+    phases, transposed = (open_codec(path, parts=("decoder",), max_memory=budget) for path in (export_dir, copy))
+    expected = int((budget / (16 * 16 * 128 * TRANSPOSED_DECODER_WORK_BYTES)) ** 0.5) - 2 * HALO
+    assert transposed.tile_latents("decoder") == expected < phases.tile_latents("decoder")
+    y = np.rint(np.random.default_rng(1).standard_normal((1, 128, 2 * expected + 3, expected + 1)))
+    y = y.astype(np.float32)
+    whole = open_codec(copy, parts=("decoder",), max_memory=1 << 40).synthesize(y)[0]
+    assert np.abs(transposed.synthesize(y)[0] - whole).max() <= 1.0 / 255
 
 
 def test_streams_and_images_agree_through_the_cli(export_dir, photo, tmp_path):
