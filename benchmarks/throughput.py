@@ -62,7 +62,7 @@ def main(argv=None):
     parser.add_argument("-o", "--output", default=os.path.join(os.path.dirname(__file__), "results", "throughput.csv"))
     args = parser.parse_args(argv)
 
-    with tempfile.TemporaryDirectory() as tmp, open_codec("demo", threads=args.threads) as codec:
+    with tempfile.TemporaryDirectory() as tmp, open_codec("demo", threads=args.threads, shared_cores=True) as codec:
         paths = make_photos(tmp, args.images, args.size)
         frames = [codec.prepare(load_rgb(p)[0]) for p in paths]
         latents = [np.rint(codec.analyze(f)[0])[None].astype(np.float32) for f in frames]
