@@ -57,12 +57,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=16)
     parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("-o", "--output", default=os.path.join(os.path.dirname(__file__), "results", "throughput.csv"))
     args = parser.parse_args(argv)
 
-    with tempfile.TemporaryDirectory() as tmp, open_codec("demo", threads=args.threads, shared_cores=True) as codec:
+    with tempfile.TemporaryDirectory() as tmp, open_codec("demo", threads=args.threads) as codec:
         paths = make_photos(tmp, args.images, args.size)
         frames = [codec.prepare(load_rgb(p)[0]) for p in paths]
         latents = [np.rint(codec.analyze(f)[0])[None].astype(np.float32) for f in frames]

@@ -161,9 +161,7 @@ class Codec(object):
         return self.finish_decode(x_hat, crop), Timing(transform, entropy)
 
 
-def open_codec(model=None, backend="auto", parts=PARTS, threads=None, device=None, max_memory=None, shared_cores=False):
-    """MODEL (anything `store.resolve` takes) + backend name -> Codec; `parts` limits what is loaded;
-    `shared_cores`: other stages run beside the transforms (base.Backend)."""
+def open_codec(model=None, backend="auto", parts=PARTS, threads=None, device=None, max_memory=None):
+    """MODEL (anything `store.resolve` takes) + backend name -> Codec; `parts` limits what is loaded."""
     resolved = resolve(model)
-    return Codec(open_backend(resolved, backend, parts, threads, device, shared_cores), resolved.entropy_tables(),
-                 max_memory)
+    return Codec(open_backend(resolved, backend, parts, threads, device), resolved.entropy_tables(), max_memory)

@@ -19,9 +19,9 @@ def backend_class(name):
     return cls
 
 
-def open_backend(model, name="auto", parts=PARTS, threads=None, device=None, shared_cores=False):
+def open_backend(model, name="auto", parts=PARTS, threads=None, device=None):
     """A backend for a resolved model; `auto` is TensorRT for an engine directory, else ONNX Runtime (CUDA
     where onnxruntime-gpu finds a GPU)."""
     if name == "auto":
         name = "tensorrt" if model.kind == "engine" else "onnxruntime"
-    return backend_class(name)(model, parts=parts, threads=threads, device=device, shared_cores=shared_cores)
+    return backend_class(name)(model, parts=parts, threads=threads, device=device)

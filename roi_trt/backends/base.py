@@ -1,7 +1,6 @@
 """The backend contract: the two transforms of one resolved model, numpy in and out (host memory).
 
-Every backend is built the same way, `Backend(model, parts, threads, device, shared_cores)` from a
-`store.ResolvedModel`,
+Every backend is built the same way, `Backend(model, parts, threads, device)` from a `store.ResolvedModel`,
 loads only the parts it is asked for (a camera needs the encoder, a server the decoder), checks its
 inputs before running them (so one bad image fails alone and a batch goes on), and is closed with
 `close()` or a `with` block.
@@ -24,9 +23,7 @@ class Backend(object):
 
     name = "base"
 
-    def __init__(self, model, parts=PARTS, threads=None, device=None, shared_cores=False):
-        """`shared_cores`: other threads of this process work beside the transforms (the batch pipeline's
-        reading, entropy coding and writing), so a runtime's idle workers should sleep, not spin."""
+    def __init__(self, model, parts=PARTS, threads=None, device=None):
         unknown = [p for p in parts if p not in PARTS]
         if unknown or not parts:
             raise BackendError("parts must be among {}, got {}".format(", ".join(PARTS), ", ".join(parts) or "none"))

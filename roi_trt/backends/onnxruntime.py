@@ -14,7 +14,7 @@ def _cuda_fp32(ort):
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
-    def __init__(self, model, parts=PARTS, threads=None, device=None, shared_cores=False):
+    def __init__(self, model, parts=PARTS, threads=None, device=None):
         ort = self._ort = require("onnxruntime", "the onnxruntime backend")
         available = ort.get_available_providers()
         if device not in (None, "auto", "cpu", "cuda"):
@@ -27,11 +27,7 @@ class OnnxRuntimeBackend(Backend):
         if threads:
             self.options.intra_op_num_threads = int(threads)
         self.options.log_severity_level = 3
-        if shared_cores:
-            # A spinning worker would hold the core the pipeline's reader or writer needs (benchmarks/
-            # throughput.py); alone, spinning wins: a tiled image's many short runs wake sleeping workers.
-            self.options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        super(OnnxRuntimeBackend, self).__init__(model, parts, threads, device, shared_cores)
+        super(OnnxRuntimeBackend, self).__init__(model, parts, threads, device)
 
     def _load(self, part):
         path = self.model.onnx_file(part, "onnxruntime", self._ort.__version__)

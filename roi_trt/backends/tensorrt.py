@@ -41,14 +41,14 @@ def _device_index(device):
 class TensorRTBackend(Backend):
     name = "tensorrt"
 
-    def __init__(self, model, parts=PARTS, threads=None, device=None, shared_cores=False, plugin_path=None):
+    def __init__(self, model, parts=PARTS, threads=None, device=None, plugin_path=None):
         self._index = _device_index(device)
         self._plugin_path = plugin_path
         self._cuda = cuda.open_runtime(self._index)
         self._lock = threading.Lock()  # one stream and per-part buffers: one inference at a time
         with self._cuda.active():
             self._stream = self._cuda.stream()
-        super(TensorRTBackend, self).__init__(model, parts, threads, device, shared_cores)
+        super(TensorRTBackend, self).__init__(model, parts, threads, device)
 
     @property
     def device(self):

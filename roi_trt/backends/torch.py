@@ -13,7 +13,7 @@ def strict_fp32(torch):
 class TorchBackend(Backend):
     name = "torch"
 
-    def __init__(self, model, parts=PARTS, threads=None, device=None, shared_cores=False):
+    def __init__(self, model, parts=PARTS, threads=None, device=None):
         torch = self._torch = require("torch", "the torch backend")
         if threads:
             torch.set_num_threads(int(threads))
@@ -21,7 +21,7 @@ class TorchBackend(Backend):
         if self._device.type == "cuda":
             strict_fp32(torch)
         self._net = model.torch_model()
-        super(TorchBackend, self).__init__(model, parts, threads, device, shared_cores)
+        super(TorchBackend, self).__init__(model, parts, threads, device)
 
     def _load(self, part):
         module = self._net._encoder if part == "encoder" else self._net._decoder

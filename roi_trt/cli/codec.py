@@ -36,8 +36,7 @@ def _batch(sources, output, suffix, force, file_suffixes, parts, model, backend,
     if as_json and output == "-":
         raise UsageError("--json and -o - both want standard output")
     jobs = plan(sources, output, suffix, force, file_suffixes)
-    with open_codec(model, backend=backend, parts=parts, threads=threads, max_memory=max_memory,
-                    shared_cores=len(jobs) > 1) as codec:  # one file has nothing to overlap
+    with open_codec(model, backend=backend, parts=parts, threads=threads, max_memory=max_memory) as codec:
         summary = run_batch(jobs, stages(codec), Summary(verb, len(jobs)), as_json, show_progress(progress))
     if not summary.complete:
         sys.exit(1)

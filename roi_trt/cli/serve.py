@@ -150,8 +150,7 @@ def stream(source, url, model, backend, size, camera, drop, queue_size, retry_fo
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, on_signal)
-    with open_codec(model, backend=backend, parts=("encoder",), threads=threads, max_memory=max_memory,
-                    shared_cores=True) as codec, \
+    with open_codec(model, backend=backend, parts=("encoder",), threads=threads, max_memory=max_memory) as codec, \
             connect(url, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key) as client:
         stats = run_stream(frames, codec, client, camera=camera, size=size, drop=drop, queue_size=queue_size,
                            retry_for=retry_for, log=log, stop=stop)

@@ -78,19 +78,3 @@ def test_close_releases_the_parts(name, image):
     assert backend.closed
     with pytest.raises(BackendError, match="closed"):
         backend.analysis(image)
-
-
-@pytest.mark.parametrize("name", BACKENDS)
-def test_every_backend_takes_the_shared_cores_hint_and_agrees(name, image, reference):
-    """A batch pipeline opens its backend with shared_cores=True: the results are the same, and ONNX
-    Runtime's sessions then let idle workers sleep (alone they spin, which tiled images' many runs need)."""
-    try:
-        backend = open_backend(resolve("demo"), name, shared_cores=True)
-    except RoiTrtError as exc:
-        pytest.skip("{} backend unavailable here: {}".format(name, exc))
-    with backend:
-        np.testing.assert_allclose(backend.analysis(image), reference[0], atol=1e-3)
-        if name == "onnxruntime":
-            assert backend.options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
-            with open_backend(resolve("demo"), name) as alone, pytest.raises(RuntimeError, match="allow_spinning"):
-                alone.options.get_session_config_entry("session.intra_op.allow_spinning")
