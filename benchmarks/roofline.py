@@ -27,7 +27,7 @@ from onnx import TensorProto, helper, numpy_helper, shape_inference
 from roi_trt.bench.latency import cpu_model
 from roi_trt.checkpoint import load_checkpoint, random_model
 from roi_trt.onnx_emit import transform_models
-from roi_trt.onnx_rewrite import polyphase_deconv_model, standard_ops_model
+from roi_trt.onnx_rewrite import polyphase_deconv_model, replace_nodes, standard_ops_model
 from roi_trt.store import DEMO_CHECKPOINT
 
 
@@ -107,12 +107,7 @@ def depth_to_space_interleave(proto):
             phases = ["{}/phase{}{}".format(base, rh, rw) for rh in range(2) for rw in range(2)]
             nodes += [helper.make_node("Concat", phases, [base + "/dcr"], axis=1),
                       helper.make_node("DepthToSpace", [base + "/dcr"], list(node.output), blocksize=2, mode="DCR")]
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    used = {name for node in nodes for name in node.input}
-    kept = [t for t in model.graph.initializer if t.name in used]
-    del model.graph.initializer[:]
-    model.graph.initializer.extend(kept)
+    replace_nodes(model.graph, nodes, [])
     return model
 
 

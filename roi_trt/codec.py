@@ -82,15 +82,15 @@ class Codec(object):
         self.streams = StreamCoder(self.model, tables)
         self.downsampling = self.model.downsampling
         self.max_memory = max_memory or default_max_memory()
+        self.work_bytes = dict(WORK_BYTES)  # decided once: the export's form, not per image
+        if self.model.has_export() and self.model.manifest().get("deconv") != "polyphase":
+            self.work_bytes["decoder"] = TRANSPOSED_DECODER_WORK_BYTES
 
     def tile_latents(self, part):
         """Core side of a tile (latent units) for `part` within the memory budget (and, for an engine,
         within its optimization profile)."""
         d = self.downsampling
-        work = WORK_BYTES[part]
-        if part == "decoder" and self.model.has_export() and self.model.manifest().get("deconv") != "polyphase":
-            work = TRANSPOSED_DECODER_WORK_BYTES
-        side = tile_side(self.max_memory, d * d * self.model.N * work)
+        side = tile_side(self.max_memory, d * d * self.model.N * self.work_bytes[part])
         if hasattr(self.backend, "profile"):
             largest = min(self.backend.profile(part)[2][2:]) // (d if part == "encoder" else 1)
             side = max(1, min(side, largest - 2 * HALO))

@@ -70,7 +70,7 @@ def standard_ops_model(proto):
     lowered_weights, nodes = [], []
     for node in graph.node:
         nodes.extend(_lower(node, initializers, lowered_weights) if is_gdn1(node) else [node])
-    _replace_nodes(graph, nodes, lowered_weights)
+    replace_nodes(graph, nodes, lowered_weights)
     del model.functions[:]
     _keep_default_domain_only(model)
     model.ir_version = STANDARD_IR_VERSION
@@ -85,8 +85,9 @@ def plugin_model(proto):
     return model
 
 
-def _replace_nodes(graph, nodes, new_initializers):
-    """Give `graph` these nodes, keep the initializers they still use, and add the new ones."""
+def replace_nodes(graph, nodes, new_initializers):
+    """Give `graph` these nodes, keep the initializers they still use, and add the new ones (also for
+    benchmarks/roofline.py's variant)."""
     del graph.node[:]
     graph.node.extend(nodes)
     used = {name for node in graph.node for name in node.input}
@@ -200,7 +201,7 @@ def polyphase_deconv_model(proto, min_channels=MIN_POLYPHASE_CHANNELS):
             helper.make_node("ConvTranspose", [base + "/flat", base + "/interleave.weight"], [node.output[0]],
                              name=base + "/interleave", kernel_shape=[2, 2], strides=[2, 2], group=c_out),
         ]
-    _replace_nodes(graph, nodes, added)
+    replace_nodes(graph, nodes, added)
     return model
 
 
@@ -243,7 +244,7 @@ def transposed_deconv_model(proto):
                                       strides=[2, 2], pads=[kernel // 2] * 4, output_padding=[1, 1]))
     if any(n.op_type == "Conv" and "/phase" in n.name for n in nodes):
         raise ValueError("phase Convs without their interleave: not a graph polyphase_deconv_model wrote")
-    _replace_nodes(graph, nodes, added)
+    replace_nodes(graph, nodes, added)
     return model
 
 
