@@ -1,10 +1,14 @@
 """Batch throughput of `encode DIR` / `decode DIR` against pure transform time, side by side in one run.
 
 For a directory of 512x512 photos (crops of the bundled ones), interleaved per round:
-- transform only: the analysis (synthesis) transform on frames already in memory, one after another,
-  i.e. the ceiling 1 / (transform time) that the pipeline should approach;
+- transform-only: the analysis (synthesis) transform on frames already in memory, one after another with
+  every thread, i.e. the ceiling 1 / (transform time) that the pipeline should approach;
+- transform-only side by side: the same with the frames side by side as the CLI runs them for a batch
+  (one thread each, `Backend.frames`);
 - sequential: each file read, prepared, transformed, entropy coded and written before the next;
 - pipelined: the same stages through `files.run_batch` (overlapped, bounded queues), as the CLI runs;
+- pipelined, one frame at a time: the same with one transform over every thread (the CLI before
+  frames ran side by side);
 - and, for decode, writing the decoded images as PNG alone, with each library `imageio.write_png` uses.
 Writes one CSV row per (direction, mode) with frames/s and the ratio to the transform-only rate (for the PNG
 writers their mean file size instead).
@@ -23,8 +27,9 @@ from PIL import Image
 
 from roi_trt.bench.latency import cpu_model
 from roi_trt.codec import open_codec
-from roi_trt.files import Summary, decode_stages, encode_stages, plan, run_batch
+from roi_trt.files import Summary, decode_stages, encode_stages, plan, run_batch, stage_workers
 from roi_trt.imageio import load_rgb, resize, write_png
+from roi_trt.pipeline import run_stages
 from roi_trt.samples import sample_photos
 
 
@@ -62,7 +67,8 @@ def main(argv=None):
     parser.add_argument("-o", "--output", default=os.path.join(os.path.dirname(__file__), "results", "throughput.csv"))
     args = parser.parse_args(argv)
 
-    with tempfile.TemporaryDirectory() as tmp, open_codec("demo", threads=args.threads) as codec:
+    with tempfile.TemporaryDirectory() as tmp, open_codec("demo", threads=args.threads) as codec, \
+            open_codec("demo", frames=args.images) as batch:  # as the CLI opens it for a directory
         paths = make_photos(tmp, args.images, args.size)
         frames = [codec.prepare(load_rgb(p)[0]) for p in paths]
         latents = [np.rint(codec.analyze(f)[0])[None].astype(np.float32) for f in frames]
@@ -83,16 +89,24 @@ def main(argv=None):
                 write_png(rgb, f, library)
             return sum(len(f.getvalue()) for f in files) // len(files)
 
-        def pipelined(jobs, stages):
-            return lambda: run_batch(jobs, stages, Summary("", len(jobs)), as_json=False, progress=False)
+        def pipelined(jobs, stages, workers=None):
+            return lambda: run_batch(jobs, stages, Summary("", len(jobs)), as_json=False, progress=False,
+                                     workers=workers)
+
+        def side_by_side(transform, inputs):
+            return lambda: list(run_stages(inputs, [transform], workers=[batch.backend.frames]))
 
         modes = {
             ("encode", "transform-only"): lambda: [codec.analyze(f) for f in frames],
+            ("encode", "transform-only side by side"): side_by_side(batch.analyze, frames),
             ("encode", "sequential"): lambda: sequential(enc_jobs, encode_stages(codec, replace=True)),
-            ("encode", "pipelined"): pipelined(enc_jobs, encode_stages(codec, replace=True)),
+            ("encode", "pipelined"): pipelined(enc_jobs, encode_stages(batch, replace=True), stage_workers(batch)),
+            ("encode", "pipelined, one frame at a time"): pipelined(enc_jobs, encode_stages(codec, replace=True)),
             ("decode", "transform-only"): lambda: [codec.synthesize(y) for y in latents],
+            ("decode", "transform-only side by side"): side_by_side(batch.synthesize, latents),
             ("decode", "sequential"): lambda: sequential(dec_jobs, decode_stages(codec, replace=True)),
-            ("decode", "pipelined"): pipelined(dec_jobs, decode_stages(codec, replace=True)),
+            ("decode", "pipelined"): pipelined(dec_jobs, decode_stages(batch, replace=True), stage_workers(batch)),
+            ("decode", "pipelined, one frame at a time"): pipelined(dec_jobs, decode_stages(codec, replace=True)),
             ("decode", "png-writing imagecodecs"): png_writing("imagecodecs"),
             ("decode", "png-writing pillow"): png_writing("pillow"),
         }
@@ -112,13 +126,17 @@ def main(argv=None):
         ceiling = args.images / float(np.median(seconds[(direction, "transform-only")]))
         row = {"direction": direction, "mode": mode, "images": args.images, "size": args.size,
                "rounds": args.rounds, "median_s": round(float(np.median(values)), 4), "frames_per_s": round(fps, 3),
-               "fraction_of_transform_rate": "", "mean_file_bytes": sizes.get(mode, ""), "threads": args.threads,
-               "cpu": cpu_model(), "cores": os.cpu_count()}
+               "fraction_of_transform_rate": "", "mean_file_bytes": sizes.get(mode, ""),
+               "frames_side_by_side": 1, "threads_per_transform": args.threads, "cpu": cpu_model(),
+               "cores": os.cpu_count()}
+        if mode in ("transform-only side by side", "pipelined"):
+            row.update(frames_side_by_side=batch.backend.frames,
+                       threads_per_transform=batch.backend.options.intra_op_num_threads)
         if mode in sizes:  # the writer alone: no share of the transform rate
-            print("{:<7} {:<24} {:6.2f} frames/s  {} B per image".format(direction, mode, fps, sizes[mode]))
+            print("{:<7} {:<30} {:6.2f} frames/s  {} B per image".format(direction, mode, fps, sizes[mode]))
         else:
             row["fraction_of_transform_rate"] = round(fps / ceiling, 4)
-            print("{:<7} {:<24} {:6.2f} frames/s  {:6.1%} of the transform-only rate".format(
+            print("{:<7} {:<30} {:6.2f} frames/s  {:6.1%} of the transform-only rate".format(
                 direction, mode, fps, fps / ceiling))
         rows.append(row)
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)

@@ -194,9 +194,9 @@ class _Skipped(RoiTrtError):
     pass
 
 
-def run_batch(jobs, stages, summary, as_json=False, progress=False):
-    """Run each job through `stages` (pipeline.run_stages: overlapped, bounded, in order); the last stage
-    returns a row. One input's failure is reported and the rest go on.
+def run_batch(jobs, stages, summary, as_json=False, progress=False, workers=None):
+    """Run each job through `stages` (pipeline.run_stages: overlapped, bounded, in order, `workers`
+    threads per stage); the last stage returns a row. One input's failure is reported and the rest go on.
 
     A row is a dict for --json with `_line` (the human-readable line), `_pixels` (for bpp) and `_note`
     (said once per kind) popped off; `bytes` counts toward the summary's bits. Messages go to stderr
@@ -216,7 +216,7 @@ def run_batch(jobs, stages, summary, as_json=False, progress=False):
     out = sys.stderr if any(job.target == STDIO for job in jobs) else sys.stdout
     notes = set()
     with tqdm(total=len(jobs), unit="file", disable=not progress, leave=False, file=sys.stderr) as bar:
-        for job, row in run_stages(jobs, [start] + list(stages[1:])):
+        for job, row in run_stages(jobs, [start] + list(stages[1:]), workers=workers):
             bar.update(1)
             if isinstance(row, Failed):
                 skipped = isinstance(row.error, _Skipped)
@@ -250,17 +250,27 @@ def _shown(target):
     return "stdout" if target == STDIO else target
 
 
+def stage_workers(codec):
+    """Threads for each of the stages below (load, transform, finish): the transform gets one per frame
+    the codec's backend runs side by side."""
+    return 1, codec.backend.frames, 1
+
+
 def encode_stages(codec, size=None, replace=False):
-    """Stages for run_batch that encode image files to .roi streams (`size`=(h, w) resizes first)."""
+    """Stages for run_batch that encode image files to .roi streams (`size`=(h, w) resizes first).
+
+    Between stages frames wait as uint8 images and latents, a quarter of their float size."""
     from .imageio import decode_rgb
 
     def load(job):
         rgb, note = decode_rgb(read_input(job), job.source)
-        return job, codec.prepare(rgb, size), note
+        return job, rgb, note
 
     def transform(state):
-        job, frame, note = state
-        return (job, frame, note) + codec.analyze(frame)
+        job, rgb, note = state
+        frame = codec.prepare(rgb, size)
+        latent, transform_s = codec.analyze(frame)
+        return job, frame._replace(x=None), note, latent, transform_s  # the float image is done with
 
     def finish(state):
         job, frame, note, latent, transform_s = state
@@ -290,11 +300,11 @@ def decode_stages(codec, default_suffix=".png", replace=False):
 
     def transform(state):
         job, nbytes, latent, crop, entropy_s = state
-        return (job, nbytes, crop, entropy_s) + codec.synthesize(latent)
+        x_hat, transform_s = codec.synthesize(latent)
+        return job, nbytes, entropy_s, codec.finish_decode(x_hat, crop), transform_s
 
     def finish(state):
-        job, nbytes, crop, entropy_s, x_hat, transform_s = state
-        rgb = codec.finish_decode(x_hat, crop)
+        job, nbytes, entropy_s, rgb, transform_s = state
         suffix = os.path.splitext(job.target)[1].lower() if job.target != STDIO else default_suffix
         write_output(job.target, lambda f: IMAGE_WRITERS[suffix](rgb, f), replace)
         height, width = rgb.shape[:2]

@@ -8,6 +8,8 @@ the tile pads exactly as the whole image would. The stitched result equals the u
 summation order inside the runtime (float rounding).
 """
 
+from collections import deque
+
 import numpy as np
 
 HALO = 2  # latent units
@@ -21,8 +23,8 @@ def spans(length, tile):
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-def run_tiled(transform, x, scale_in, scale_out, out_channels, tile):
-    """transform(x) computed tile by tile.
+def run_tiled(transform, x, scale_in, scale_out, out_channels, tile, pool=None, side_by_side=1):
+    """transform(x) computed tile by tile, `side_by_side` tiles at once on `pool` (an Executor) if given.
 
     x is NCHW; `scale_in` / `scale_out` are the pixels per latent unit of input and output (analysis:
     d and 1, synthesis: 1 and d); `tile` is the largest core side in latent units.
@@ -30,13 +32,29 @@ def run_tiled(transform, x, scale_in, scale_out, out_channels, tile):
     batch, _, height, width = x.shape
     h, w = height // scale_in, width // scale_in
     out = np.empty((batch, out_channels, h * scale_out, w * scale_out), np.float32)
+    running = deque()
+
+    def run(a0, a1, b0, b1):
+        return transform(np.ascontiguousarray(x[:, :, a0 * scale_in: a1 * scale_in, b0 * scale_in: b1 * scale_in]))
+
+    def keep(r0, r1, c0, c1, a0, b0, part):
+        out[:, :, r0 * scale_out: r1 * scale_out, c0 * scale_out: c1 * scale_out] = part[
+            :, :, (r0 - a0) * scale_out: (r1 - a0) * scale_out, (c0 - b0) * scale_out: (c1 - b0) * scale_out]
+
     for r0, r1 in spans(h, tile):
         a0, a1 = max(0, r0 - HALO), min(h, r1 + HALO)
         for c0, c1 in spans(w, tile):
             b0, b1 = max(0, c0 - HALO), min(w, c1 + HALO)
-            part = transform(np.ascontiguousarray(x[:, :, a0 * scale_in: a1 * scale_in, b0 * scale_in: b1 * scale_in]))
-            out[:, :, r0 * scale_out: r1 * scale_out, c0 * scale_out: c1 * scale_out] = part[
-                :, :, (r0 - a0) * scale_out: (r1 - a0) * scale_out, (c0 - b0) * scale_out: (c1 - b0) * scale_out]
+            if pool is None:
+                keep(r0, r1, c0, c1, a0, b0, run(a0, a1, b0, b1))
+                continue
+            running.append(((r0, r1, c0, c1, a0, b0), pool.submit(run, a0, a1, b0, b1)))
+            if len(running) == side_by_side:
+                where, done = running.popleft()
+                keep(*(where + (done.result(),)))
+    while running:
+        where, done = running.popleft()
+        keep(*(where + (done.result(),)))
     return out
 
 

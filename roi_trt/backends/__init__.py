@@ -19,9 +19,9 @@ def backend_class(name):
     return cls
 
 
-def open_backend(model, name="auto", parts=PARTS, threads=None, device=None):
+def open_backend(model, name="auto", parts=PARTS, threads=None, device=None, frames=1):
     """A backend for a resolved model; `auto` is TensorRT for an engine directory, else ONNX Runtime (CUDA
-    where onnxruntime-gpu finds a GPU)."""
+    where onnxruntime-gpu finds a GPU). `frames`: how many frames the caller could transform at once."""
     if name == "auto":
         name = "tensorrt" if model.kind == "engine" else "onnxruntime"
-    return backend_class(name)(model, parts=parts, threads=threads, device=device)
+    return backend_class(name)(model, parts=parts, threads=threads, device=device, frames=frames)

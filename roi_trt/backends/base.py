@@ -1,9 +1,11 @@
 """The backend contract: the two transforms of one resolved model, numpy in and out (host memory).
 
-Every backend is built the same way, `Backend(model, parts, threads, device)` from a `store.ResolvedModel`,
-loads only the parts it is asked for (a camera needs the encoder, a server the decoder), checks its
-inputs before running them (so one bad image fails alone and a batch goes on), and is closed with
-`close()` or a `with` block.
+Every backend is built the same way, `Backend(model, parts, threads, device, frames)` from a
+`store.ResolvedModel`, loads only the parts it is asked for (a camera needs the encoder, a server the
+decoder), checks its inputs before running them (so one bad image fails alone and a batch goes on), and
+is closed with `close()` or a `with` block. `frames` is how many frames the caller could transform at
+once (a batch pipeline); a backend that runs several side by side faster than one after another says how
+many in `frames` (ONNX Runtime on CPU), the others keep 1.
 """
 
 import numpy as np
@@ -22,8 +24,9 @@ class Backend(object):
     """
 
     name = "base"
+    frames = 1  # transforms to run side by side, each from its own thread
 
-    def __init__(self, model, parts=PARTS, threads=None, device=None):
+    def __init__(self, model, parts=PARTS, threads=None, device=None, frames=1):
         unknown = [p for p in parts if p not in PARTS]
         if unknown or not parts:
             raise BackendError("parts must be among {}, got {}".format(", ".join(PARTS), ", ".join(parts) or "none"))

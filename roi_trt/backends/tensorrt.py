@@ -41,7 +41,7 @@ def _device_index(device):
 class TensorRTBackend(Backend):
     name = "tensorrt"
 
-    def __init__(self, model, parts=PARTS, threads=None, device=None, plugin_path=None):
+    def __init__(self, model, parts=PARTS, threads=None, device=None, frames=1, plugin_path=None):
         self._index = _device_index(device)
         self._plugin_path = plugin_path
         self._cuda = cuda.open_runtime(self._index)

@@ -13,7 +13,7 @@ def strict_fp32(torch):
 class TorchBackend(Backend):
     name = "torch"
 
-    def __init__(self, model, parts=PARTS, threads=None, device=None):
+    def __init__(self, model, parts=PARTS, threads=None, device=None, frames=1):
         torch = self._torch = require("torch", "the torch backend")
         if threads:
             torch.set_num_threads(int(threads))

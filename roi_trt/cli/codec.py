@@ -7,8 +7,8 @@ import click
 from ..errors import UsageError
 from ..imageio import IMAGE_SUFFIXES
 from .options import (
-    backend_option, force_option, json_option, memory_option, model_option, progress_option, show_progress,
-    size_option_value, threads_option,
+    backend_option, batch_threads_option, force_option, json_option, memory_option, model_option, progress_option,
+    show_progress, size_option_value,
 )
 
 
@@ -29,15 +29,18 @@ STREAM_SUFFIXES = (".roi", ".msgpack", ".bin")
 
 def _batch(sources, output, suffix, force, file_suffixes, parts, model, backend, threads, max_memory, as_json, progress,
            verb, stages):
-    """Plan the outputs (refusing collisions before any work), open the codec, run the stages per file."""
+    """Plan the outputs (refusing collisions before any work), open the codec for as many frames at once
+    as there are files, run the stages per file."""
     from ..codec import open_codec
-    from ..files import Summary, plan, run_batch
+    from ..files import Summary, plan, run_batch, stage_workers
 
     if as_json and output == "-":
         raise UsageError("--json and -o - both want standard output")
     jobs = plan(sources, output, suffix, force, file_suffixes)
-    with open_codec(model, backend=backend, parts=parts, threads=threads, max_memory=max_memory) as codec:
-        summary = run_batch(jobs, stages(codec), Summary(verb, len(jobs)), as_json, show_progress(progress))
+    with open_codec(model, backend=backend, parts=parts, threads=threads, max_memory=max_memory,
+                    frames=len(jobs)) as codec:
+        summary = run_batch(jobs, stages(codec), Summary(verb, len(jobs)), as_json, show_progress(progress),
+                            stage_workers(codec))
     if not summary.complete:
         sys.exit(1)
 
@@ -49,7 +52,7 @@ def _batch(sources, output, suffix, force, file_suffixes, parts, model, backend,
                                      "[default: <stem>.roi beside each input].")
 @backend_option
 @click.option("--size", callback=size_option_value, help="Resize first, e.g. 512 (512x512, as in the paper) or 640x480.")
-@threads_option
+@batch_threads_option
 @memory_option
 @force_option
 @json_option
@@ -70,7 +73,7 @@ def encode(images, model, output, backend, size, threads, max_memory, force, as_
 @click.option("--format", "fmt", type=click.Choice(("png", "jpeg", "webp", "tiff")), default="png", show_default=True,
               help="Image format for directory and standard outputs (-o FILE takes its suffix's).")
 @backend_option
-@threads_option
+@batch_threads_option
 @memory_option
 @force_option
 @json_option

@@ -66,6 +66,11 @@ backend_option = click.option(
     help="auto: onnxruntime (CUDA if onnxruntime-gpu finds a GPU, else CPU).",
 )
 threads_option = click.option("--threads", type=click.IntRange(1), help="CPU threads for the transforms.")
+batch_threads_option = click.option(
+    "--threads", type=click.IntRange(1),
+    help="CPU threads per transform [default: every core for one file; for several files on CPU, one thread "
+         "per frame and as many frames side by side as there are cores].",
+)
 force_option = click.option("--force", is_flag=True, help="Replace existing output files (never an input).")
 json_option = click.option("--json", "as_json", is_flag=True, help="One JSON object per file, then a summary.")
 progress_option = click.option(
@@ -73,6 +78,7 @@ progress_option = click.option(
 )
 memory_option = click.option(
     "--max-memory", callback=memory_option_value, metavar="SIZE",
-    help="Working memory of the transforms, e.g. 384M or 1.5G; larger images run in overlapping tiles with the "
-         "same result [default: 256M, or a quarter of the free memory if less].",
+    help="Working memory of the transforms, e.g. 384M or 1.5G, shared by frames transformed side by side; larger "
+         "images run in overlapping tiles with the same result [default: 256M per frame side by side, or a quarter "
+         "of the free memory if less].",
 )

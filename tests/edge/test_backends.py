@@ -78,3 +78,35 @@ def test_close_releases_the_parts(name, image):
     assert backend.closed
     with pytest.raises(BackendError, match="closed"):
         backend.analysis(image)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_frames_side_by_side_agree_with_one_at_a_time(name, image, reference):
+    """A batch opens the backend for several frames at once and calls it from that many threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    try:
+        backend = open_backend(resolve("demo"), name, frames=4)
+    except RoiTrtError as exc:
+        pytest.skip("{} backend unavailable here: {}".format(name, exc))
+    with backend:
+        assert 1 <= backend.frames <= 4
+        images = [image, image[..., ::-1].copy(), image, image[..., ::-1].copy()]
+        with ThreadPoolExecutor(backend.frames) as pool:
+            latents = list(pool.map(backend.analysis, images))
+        for x, latent in zip(images, latents):
+            assert np.abs(latent - backend.analysis(x)).max() < 1e-5
+        assert np.abs(latents[0] - reference[0]).max() < 1e-3
+
+
+def test_onnxruntime_splits_the_cores_among_the_frames():
+    from roi_trt.backends.onnxruntime import usable_cores
+
+    cores = usable_cores()
+    with open_backend(resolve("demo"), "onnxruntime", parts=("decoder",), device="cpu", frames=8) as backend:
+        assert backend.frames == min(8, cores) and backend.options.intra_op_num_threads == cores // backend.frames
+    with open_backend(resolve("demo"), "onnxruntime", parts=("decoder",), device="cpu", frames=8,
+                      threads=cores) as backend:  # the user's threads per frame leave room for one frame
+        assert backend.frames == 1 and backend.options.intra_op_num_threads == cores
+    with open_backend(resolve("demo"), "onnxruntime", parts=("decoder",), device="cpu") as backend:
+        assert backend.frames == 1 and backend.options.intra_op_num_threads == 0  # ONNX Runtime's default: every core

@@ -1,5 +1,6 @@
 """Encode/decode through ONNX Runtime and the rANS core: image modes, sizes, streams, the CLI."""
 
+import io
 import json
 import os
 import struct
@@ -74,6 +75,27 @@ def test_exif_orientation_is_applied(photo, tmp_path):
     img.save(path, exif=exif.tobytes())
     rgb, _ = load_rgb(path)
     assert rgb.shape == (150, 100, 3)
+
+
+@pytest.mark.parametrize("kind", ["plain", "exif", "truncated"])
+def test_rgb_pngs_read_as_pillow_reads_them(photo, kind):
+    """8-bit RGB PNGs go through libpng where imagecodecs is installed; EXIF orientation and damaged
+    files still get Pillow's handling and messages."""
+    from roi_trt.imageio import decode_rgb
+
+    rgb = photo[:70, :90]
+    img, out = Image.fromarray(rgb), io.BytesIO()
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise when displayed
+    img.save(out, format="PNG", **({"exif": exif.tobytes()} if kind == "exif" else {}))
+    data = out.getvalue()
+    if kind == "truncated":
+        with pytest.raises(RoiTrtError, match="x.png: cannot read image"):
+            decode_rgb(data[: len(data) // 2], "x.png")
+        return
+    decoded, note = decode_rgb(data, "x.png")
+    assert decoded.flags.writeable and note is None
+    np.testing.assert_array_equal(decoded, np.rot90(rgb, -1) if kind == "exif" else rgb)
 
 
 def test_stream_from_another_model_is_refused(codec, photo, other_model_export):

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from roi_trt.cli import main
-from roi_trt.imageio import write_png
+from roi_trt.imageio import BAND_ROWS, to_nchw, to_rgb8, write_png
 
 # The CLI with torch unimportable: what an edge install (pip install . onnxruntime) runs.
 NO_TORCH = "import sys; sys.modules['torch'] = None; from roi_trt.cli import main; sys.exit(main())"
@@ -124,12 +124,28 @@ def test_png_writes_are_lossless_with_either_library(library):
     rng = np.random.default_rng(5)
     smooth = np.cumsum(rng.integers(-3, 4, (37, 53, 3)), axis=1) % 256
     for rgb in (rng.integers(0, 256, (37, 53, 3)), smooth, np.zeros((1, 1, 3))):
-        rgb = np.asarray(rgb, np.uint8)[:, ::-1]  # a strided view, as finish_decode returns
-        out = io.BytesIO()
-        write_png(rgb, out, library)
-        with Image.open(io.BytesIO(out.getvalue())) as img:
-            assert img.format == "PNG" and img.mode == "RGB"
-            np.testing.assert_array_equal(np.asarray(img), rgb)
+        for rgb in (np.asarray(rgb, np.uint8), np.asarray(rgb, np.uint8)[:, ::-1]):  # its own memory, a strided view
+            out = io.BytesIO()
+            write_png(rgb, out, library)
+            with Image.open(io.BytesIO(out.getvalue())) as img:
+                assert img.format == "PNG" and img.mode == "RGB"
+                np.testing.assert_array_equal(np.asarray(img), rgb)
+
+
+@pytest.mark.parametrize("height", [1, BAND_ROWS - 1, BAND_ROWS, 2 * BAND_ROWS + 1])
+def test_conversions_between_uint8_and_float_images_equal_the_reference_formulas(height):
+    """to_nchw / to_rgb8 avoid full-size float temporaries (bands, in place) and give what the reference's
+    x / 255 and clip(rint(255 x)) give, bit for bit."""
+    rng = np.random.default_rng(height)
+    rgb = rng.integers(0, 256, (height, 37, 3)).astype(np.uint8)
+    x = to_nchw(rgb)
+    assert x.shape == (1, 3, height, 37) and x.dtype == np.float32 and x.flags.c_contiguous
+    np.testing.assert_array_equal(x, (rgb.astype(np.float32) / 255.0).transpose(2, 0, 1)[None])
+    wild = (rng.standard_normal(x.shape) * 0.7 + 0.5).astype(np.float32)  # beyond [0, 1] both ways
+    out = to_rgb8(wild)
+    assert out.dtype == np.uint8 and out.flags.c_contiguous
+    np.testing.assert_array_equal(out, np.clip(np.rint(wild[0].transpose(1, 2, 0) * 255.0), 0, 255).astype(np.uint8))
+    np.testing.assert_array_equal(to_rgb8(x), rgb)
 
 
 def test_unknown_output_suffixes_are_refused(export_dir, photos, tmp_path):

@@ -97,3 +97,16 @@ def test_streams_and_images_agree_through_the_cli(export_dir, photo, tmp_path):
     assert np.abs(a - b).max() <= 1
     bad = runner.invoke(main, ["decode", str(tmp_path / "whole.roi"), "-m", export_dir, "--max-memory", "lots"])
     assert bad.exit_code == 2 and "384M or 1.5G" in bad.output
+
+
+def test_frames_side_by_side_share_the_budget(export_dir, whole):
+    from roi_trt.backends.onnxruntime import usable_cores
+
+    if usable_cores() < 2:
+        pytest.skip("one core: frames do not run side by side")
+    budget = budget_for(whole, "decoder", 9)
+    alone = open_codec(export_dir, parts=("decoder",), max_memory=budget)
+    shared = open_codec(export_dir, parts=("decoder",), max_memory=budget, frames=2)
+    assert alone.backend.frames == 1 and shared.backend.frames == 2
+    assert alone.tile_latents("decoder") == 9
+    assert shared.tile_latents("decoder") == int(((budget // 2) / (16 * 16 * 128 * WORK_BYTES["decoder"])) ** 0.5) - 2 * HALO
