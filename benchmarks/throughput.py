@@ -9,9 +9,12 @@ For a directory of 512x512 photos (crops of the bundled ones), interleaved per r
 - pipelined: the same stages through `files.run_batch` (overlapped, bounded queues), as the CLI runs;
 - pipelined, one frame at a time: the same with one transform over every thread (the CLI before
   frames ran side by side);
-- and, for decode, writing the decoded images as PNG alone, with each library `imageio.write_png` uses.
-Writes one CSV row per (direction, mode) with frames/s and the ratio to the transform-only rate (for the PNG
-writers their mean file size instead).
+- and reading the photos alone (encode) and writing the decoded images as PNG alone (decode), with
+  each library `imageio.decode_rgb` and `imageio.write_png` use.
+Writes one CSV row per (direction, mode) with frames/s (median) and the ratio to the transform-only rate:
+the median over rounds of the ratio within a round, so that this shared machine's drifts between rounds
+cancel, with the lowest and highest round beside it (for PNG reading and writing alone the mean file
+size instead).
 """
 
 import argparse
@@ -28,7 +31,7 @@ from PIL import Image
 from roi_trt.bench.latency import cpu_model
 from roi_trt.codec import open_codec
 from roi_trt.files import Summary, decode_stages, encode_stages, plan, run_batch, stage_workers
-from roi_trt.imageio import load_rgb, resize, write_png
+from roi_trt.imageio import decode_rgb, load_rgb, resize, write_png
 from roi_trt.pipeline import run_stages
 from roi_trt.samples import sample_photos
 
@@ -62,7 +65,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=16)
     parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("-o", "--output", default=os.path.join(os.path.dirname(__file__), "results", "throughput.csv"))
     args = parser.parse_args(argv)
@@ -79,6 +82,11 @@ def main(argv=None):
         sequential(dec_jobs, decode_stages(codec, replace=True))
 
         decoded = [codec.finish_decode(codec.synthesize(y)[0], None) for y in latents]
+
+        photos = [open(p, "rb").read() for p in paths]
+
+        def png_reading(library):
+            return lambda: [decode_rgb(data, "photo", library) for data in photos]
 
         def png_writing(library):
             return lambda: [write_png(rgb, io.BytesIO(), library) for rgb in decoded]
@@ -107,6 +115,8 @@ def main(argv=None):
             ("decode", "sequential"): lambda: sequential(dec_jobs, decode_stages(codec, replace=True)),
             ("decode", "pipelined"): pipelined(dec_jobs, decode_stages(batch, replace=True), stage_workers(batch)),
             ("decode", "pipelined, one frame at a time"): pipelined(dec_jobs, decode_stages(codec, replace=True)),
+            ("encode", "png-reading imagecodecs"): png_reading("imagecodecs"),
+            ("encode", "png-reading pillow"): png_reading("pillow"),
             ("decode", "png-writing imagecodecs"): png_writing("imagecodecs"),
             ("decode", "png-writing pillow"): png_writing("pillow"),
         }
@@ -120,24 +130,28 @@ def main(argv=None):
                 finally:
                     sys.stdout = stdout
         sizes = {mode: png_bytes(mode.split()[-1]) for _, mode in modes if mode.startswith("png-writing")}
+        sizes.update({mode: sum(map(len, photos)) // len(photos) for _, mode in modes if mode.startswith("png-reading")})
     rows = []
     for (direction, mode), values in seconds.items():
         fps = args.images / float(np.median(values))
-        ceiling = args.images / float(np.median(seconds[(direction, "transform-only")]))
+        fractions = np.array(seconds[(direction, "transform-only")]) / np.array(values)  # round by round
         row = {"direction": direction, "mode": mode, "images": args.images, "size": args.size,
                "rounds": args.rounds, "median_s": round(float(np.median(values)), 4), "frames_per_s": round(fps, 3),
-               "fraction_of_transform_rate": "", "mean_file_bytes": sizes.get(mode, ""),
+               "fraction_of_transform_rate": "", "lowest_round": "", "highest_round": "",
+               "mean_file_bytes": sizes.get(mode, ""),
                "frames_side_by_side": 1, "threads_per_transform": args.threads, "cpu": cpu_model(),
                "cores": os.cpu_count()}
         if mode in ("transform-only side by side", "pipelined"):
             row.update(frames_side_by_side=batch.backend.frames,
                        threads_per_transform=batch.backend.options.intra_op_num_threads)
-        if mode in sizes:  # the writer alone: no share of the transform rate
+        if mode in sizes:  # reading or writing alone: no share of the transform rate, no transform
+            row.update(frames_side_by_side="", threads_per_transform="")
             print("{:<7} {:<30} {:6.2f} frames/s  {} B per image".format(direction, mode, fps, sizes[mode]))
         else:
-            row["fraction_of_transform_rate"] = round(fps / ceiling, 4)
-            print("{:<7} {:<30} {:6.2f} frames/s  {:6.1%} of the transform-only rate".format(
-                direction, mode, fps, fps / ceiling))
+            row.update(fraction_of_transform_rate=round(float(np.median(fractions)), 4),
+                       lowest_round=round(float(fractions.min()), 4), highest_round=round(float(fractions.max()), 4))
+            print("{:<7} {:<30} {:6.2f} frames/s  {:6.1%} of the transform-only rate ({:.1%} to {:.1%})".format(
+                direction, mode, fps, np.median(fractions), fractions.min(), fractions.max()))
         rows.append(row)
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "w", newline="") as f:

@@ -67,9 +67,9 @@ def load_rgb(path):
 
 
 def _png_rgb8(data):
-    """An 8-bit RGB PNG without EXIF (the common case) through libpng, 1.7x faster than Pillow's decoder
-    (15.8 vs 9.2 ms at 512x512); None for any other input, which Pillow then reads (conversions, EXIF
-    orientation, its decompression-bomb limit, its error messages)."""
+    """An 8-bit RGB PNG without EXIF (the common case) through libpng, faster than Pillow's decoder
+    (benchmarks/throughput.py times both); None for any other input, which Pillow then reads
+    (conversions, EXIF orientation, its decompression-bomb limit, its error messages)."""
     codecs = _imagecodecs()
     if codecs is None or data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR" or data[24:26] != b"\x08\x02":
         return None  # IHDR, always the first chunk: bit depth 8, colour type 2 (truecolour)
@@ -83,9 +83,10 @@ def _png_rgb8(data):
     return rgb if rgb.shape == (height, width, 3) and rgb.dtype == np.uint8 else None
 
 
-def decode_rgb(data, name):
-    """Encoded image bytes (any format PIL reads) -> (uint8 HxWx3 array, note or None), as `load_rgb`."""
-    rgb = _png_rgb8(data)
+def decode_rgb(data, name, library=None):
+    """Encoded image bytes (any format PIL reads) -> (uint8 HxWx3 array, note or None), as `load_rgb`;
+    `library` "pillow" reads even 8-bit RGB PNGs with Pillow."""
+    rgb = _png_rgb8(data) if library != "pillow" else None
     if rgb is not None:
         return rgb, None
     try:
