@@ -33,11 +33,16 @@ TRANSPOSED_DECODER_WORK_BYTES = 9.5
 DEFAULT_MAX_MEMORY = 256 << 20
 
 
-def default_max_memory(frames=1):
-    """256 MiB of working memory for each transform running at once, less where a quarter of the free
-    memory is less."""
+def default_max_memory():
+    """256 MiB for the working memory of a frame's transform, less where a quarter of the free memory is less."""
     free = available_memory()
-    return DEFAULT_MAX_MEMORY * frames if free is None else min(DEFAULT_MAX_MEMORY * frames, free // 4)
+    return DEFAULT_MAX_MEMORY if free is None else min(DEFAULT_MAX_MEMORY, free // 4)
+
+
+def frames_that_fit(frames, max_memory):
+    """At most `frames`, as many transforms of `max_memory` bytes as a quarter of the free memory holds (>= 1)."""
+    free = available_memory()
+    return frames if free is None else max(1, min(frames, free // 4 // max_memory))
 
 
 class StreamCoder(object):
@@ -74,11 +79,11 @@ class StreamCoder(object):
 class Codec(object):
     """A backend (the transforms of one resolved model) and that model's entropy tables.
 
-    Images whose transform would need more working memory than its share of `max_memory` bytes are
-    processed in overlapping tiles (roi_trt.tiling) with the same result; None means
-    `default_max_memory(frames)`. Where the backend runs `frames` > 1 side by side, every run goes
-    through a pool of that many threads, so small frames (each from its own caller thread) and the tiles
-    of a large one share the cores alike, and a share is `max_memory / frames`.
+    Images whose transform would need more working memory than `max_memory` bytes are processed in
+    overlapping tiles (roi_trt.tiling) with the same result; None means `default_max_memory()`. Where the
+    backend runs `frames` > 1 side by side, every run goes through a pool of that many threads, so small
+    frames (each from its own caller thread) and the tiles of a large one share the cores alike; each
+    run keeps its own budget, so tiles and streams do not depend on how many run at once.
     """
 
     def __init__(self, backend, tables, max_memory=None):
@@ -86,17 +91,17 @@ class Codec(object):
         self.model = backend.model
         self.streams = StreamCoder(self.model, tables)
         self.downsampling = self.model.downsampling
-        self.max_memory = max_memory or default_max_memory(backend.frames)
+        self.max_memory = max_memory or default_max_memory()
         self._pool = ThreadPoolExecutor(backend.frames) if backend.frames > 1 else None
         self.work_bytes = dict(WORK_BYTES)  # decided once: the export's form, not per image
         if self.model.has_export() and self.model.manifest().get("deconv") != "polyphase":
             self.work_bytes["decoder"] = TRANSPOSED_DECODER_WORK_BYTES
 
     def tile_latents(self, part):
-        """Core side of a tile (latent units) for `part` within one frame's share of the memory budget
-        (and, for an engine, within its optimization profile)."""
+        """Core side of a tile (latent units) for `part` within the memory budget (and, for an engine,
+        within its optimization profile)."""
         d = self.downsampling
-        side = tile_side(self.max_memory // self.backend.frames, d * d * self.model.N * self.work_bytes[part])
+        side = tile_side(self.max_memory, d * d * self.model.N * self.work_bytes[part])
         if hasattr(self.backend, "profile"):
             largest = min(self.backend.profile(part)[2][2:]) // (d if part == "encoder" else 1)
             side = max(1, min(side, largest - 2 * HALO))
@@ -171,6 +176,9 @@ class Codec(object):
 
 def open_codec(model=None, backend="auto", parts=PARTS, threads=None, device=None, max_memory=None, frames=1):
     """MODEL (anything `store.resolve` takes) + backend name -> Codec; `parts` limits what is loaded;
-    `frames`: how many frames the caller could transform at once (see `Backend`)."""
+    `frames`: how many frames the caller could transform at once (see `Backend`), as many as fit in
+    memory with `max_memory` each."""
     resolved = resolve(model)
+    max_memory = max_memory or default_max_memory()
+    frames = frames_that_fit(frames, max_memory)
     return Codec(open_backend(resolved, backend, parts, threads, device, frames), resolved.entropy_tables(), max_memory)

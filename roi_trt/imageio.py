@@ -66,15 +66,40 @@ def load_rgb(path):
     return decode_rgb(data, path)
 
 
+# PNG chunks that neither libpng nor Pillow apply to the pixels: a PNG of only these reads the same by both.
+# Text chunks are not among them (Pillow takes EXIF orientation from them), nor tRNS (libpng adds alpha).
+_PLAIN_PNG_CHUNKS = {b"IHDR", b"IDAT", b"IEND", b"sRGB", b"gAMA", b"cHRM", b"iCCP", b"pHYs", b"sBIT", b"bKGD", b"tIME"}
+
+
+def _plain_png(data):
+    """True for a PNG made only of _PLAIN_PNG_CHUNKS, each outside IDAT with its CRC right (libpng
+    would only warn on stderr where Pillow refuses the file)."""
+    pos = 8
+    while pos + 12 <= len(data):
+        length, kind = int.from_bytes(data[pos: pos + 4], "big"), data[pos + 4: pos + 8]
+        end = pos + 12 + length
+        if kind not in _PLAIN_PNG_CHUNKS or end > len(data):
+            return False
+        if kind != b"IDAT" and zlib.crc32(data[pos + 4: end - 4]) != int.from_bytes(data[end - 4: end], "big"):
+            return False
+        if kind == b"IEND":
+            return True
+        pos = end
+    return False
+
+
 def _png_rgb8(data):
-    """An 8-bit RGB PNG without EXIF (the common case) through libpng, faster than Pillow's decoder
+    """An 8-bit RGB PNG of plain chunks (the common case) through libpng, faster than Pillow's decoder
     (benchmarks/throughput.py times both); None for any other input, which Pillow then reads
     (conversions, EXIF orientation, its decompression-bomb limit, its error messages)."""
     codecs = _imagecodecs()
-    if codecs is None or data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR" or data[24:26] != b"\x08\x02":
-        return None  # IHDR, always the first chunk: bit depth 8, colour type 2 (truecolour)
+    # IHDR, always the first chunk: bit depth 8, colour type 2 (truecolour), not interlaced (libpng warns
+    # on stderr when it reads an interlaced image this way)
+    header = data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and data[24:26] == b"\x08\x02"
+    if codecs is None or not header or data[28:29] != b"\x00":
+        return None
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    if width * height > (Image.MAX_IMAGE_PIXELS or float("inf")) or b"eXIf" in data:
+    if width * height > (Image.MAX_IMAGE_PIXELS or float("inf")) or not _plain_png(data):
         return None
     try:
         rgb = codecs.png_decode(data)

@@ -12,6 +12,7 @@ rest go on. Any other exception is a bug: it stops the pipeline and is raised in
 
 import queue
 import threading
+import time
 
 from .errors import RoiTrtError
 
@@ -57,6 +58,8 @@ def run_stages(items, stages, depth=2, workers=None):
     each stage (default one each); a stage run by several must be safe to call from several threads.
     """
     workers = list(workers or [1] * len(stages))
+    if len(workers) != len(stages) or min(workers, default=1) < 1:
+        raise ValueError("need at least one thread for each of the {} stages, got {}".format(len(stages), workers))
     stop = threading.Event()
     queues = [queue.Queue(maxsize=depth) for _ in range(len(stages) + 1)]
     crashes = []
@@ -121,5 +124,6 @@ def run_stages(items, stages, depth=2, workers=None):
             yield entry[1:]
     finally:
         stop.set()
+        deadline = time.monotonic() + 5
         for thread in threads:  # they notice `stop` within _POLL unless busy in a stage (daemons: never waited on forever)
-            thread.join(timeout=5)
+            thread.join(timeout=max(0, deadline - time.monotonic()))

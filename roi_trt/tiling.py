@@ -41,20 +41,24 @@ def run_tiled(transform, x, scale_in, scale_out, out_channels, tile, pool=None, 
         out[:, :, r0 * scale_out: r1 * scale_out, c0 * scale_out: c1 * scale_out] = part[
             :, :, (r0 - a0) * scale_out: (r1 - a0) * scale_out, (c0 - b0) * scale_out: (c1 - b0) * scale_out]
 
-    for r0, r1 in spans(h, tile):
-        a0, a1 = max(0, r0 - HALO), min(h, r1 + HALO)
-        for c0, c1 in spans(w, tile):
-            b0, b1 = max(0, c0 - HALO), min(w, c1 + HALO)
-            if pool is None:
-                keep(r0, r1, c0, c1, a0, b0, run(a0, a1, b0, b1))
-                continue
-            running.append(((r0, r1, c0, c1, a0, b0), pool.submit(run, a0, a1, b0, b1)))
-            if len(running) == side_by_side:
-                where, done = running.popleft()
-                keep(*(where + (done.result(),)))
-    while running:
-        where, done = running.popleft()
-        keep(*(where + (done.result(),)))
+    try:
+        for r0, r1 in spans(h, tile):
+            a0, a1 = max(0, r0 - HALO), min(h, r1 + HALO)
+            for c0, c1 in spans(w, tile):
+                b0, b1 = max(0, c0 - HALO), min(w, c1 + HALO)
+                if pool is None:
+                    keep(r0, r1, c0, c1, a0, b0, run(a0, a1, b0, b1))
+                    continue
+                running.append(((r0, r1, c0, c1, a0, b0), pool.submit(run, a0, a1, b0, b1)))
+                if len(running) == side_by_side:
+                    where, done = running.popleft()
+                    keep(*(where + (done.result(),)))
+        while running:
+            where, done = running.popleft()
+            keep(*(where + (done.result(),)))
+    finally:  # a tile failed: the image fails, its other tiles need not run
+        for _, future in running:
+            future.cancel()
     return out
 
 

@@ -22,10 +22,11 @@ def usable_cores():
 
 
 class OnnxRuntimeBackend(Backend):
-    """On CPU with `frames` > 1, as many frames as there are cores for (`threads` each, default 1) run
-    side by side (ONNX Runtime's sessions may be run from several threads at once): one transform over
-    every core waits at each operator for its slowest thread, which loses whenever another stage of a
-    batch holds a core (benchmarks/throughput.py)."""
+    """On CPU, given a frame per core (or several frames and `threads` 1), one frame per core runs side by
+    side, each single-threaded: one transform over every core waits at each operator for its slowest
+    thread, which loses whenever another stage of a batch holds a core (benchmarks/throughput.py). A
+    session may be run from several threads at once, but its runs share its intra-op threads, so only
+    single-threaded runs are truly side by side; fewer frames or more `threads` run one at a time."""
 
     name = "onnxruntime"
 
@@ -44,9 +45,9 @@ class OnnxRuntimeBackend(Backend):
             # without the patterns the arena reuses its blocks across them: 12 MP peak RSS 640 -> 470 MB
             # (encode), 950 -> 790 MB (decode), times unchanged (measured with ONNX Runtime 1.32).
             self.options.enable_mem_pattern = False
-            if frames > 1:
-                self.frames = max(1, min(frames, usable_cores() // (threads or 1)))
-                threads = threads or usable_cores() // self.frames
+            cores = usable_cores()
+            if frames > 1 and cores > 1 and (threads == 1 or (threads is None and frames >= cores)):
+                self.frames, threads = min(frames, cores), 1
         if threads:
             self.options.intra_op_num_threads = int(threads)
         self.options.log_severity_level = 3

@@ -68,8 +68,8 @@ backend_option = click.option(
 threads_option = click.option("--threads", type=click.IntRange(1), help="CPU threads for the transforms.")
 batch_threads_option = click.option(
     "--threads", type=click.IntRange(1),
-    help="CPU threads per transform [default: every core for one file; for several files on CPU, one thread "
-         "per frame and as many frames side by side as there are cores].",
+    help="CPU threads per transform [default: every core; with at least one file per core (or --threads 1) on CPU, "
+         "one frame per core side by side, single-threaded].",
 )
 force_option = click.option("--force", is_flag=True, help="Replace existing output files (never an input).")
 json_option = click.option("--json", "as_json", is_flag=True, help="One JSON object per file, then a summary.")
@@ -78,7 +78,7 @@ progress_option = click.option(
 )
 memory_option = click.option(
     "--max-memory", callback=memory_option_value, metavar="SIZE",
-    help="Working memory of the transforms, e.g. 384M or 1.5G, shared by frames transformed side by side; larger "
-         "images run in overlapping tiles with the same result [default: 256M per frame side by side, or a quarter "
-         "of the free memory if less].",
+    help="Working memory of a frame's transform, e.g. 384M or 1.5G; larger images run in overlapping tiles with "
+         "the same result, and frames run side by side only as many as a quarter of the free memory holds "
+         "[default: 256M, or a quarter of the free memory if less].",
 )

@@ -96,6 +96,13 @@ def test_rgb_pngs_read_as_pillow_reads_them(photo, kind):
     decoded, note = decode_rgb(data, "x.png")
     assert decoded.flags.writeable and note is None
     np.testing.assert_array_equal(decoded, np.rot90(rgb, -1) if kind == "exif" else rgb)
+    try:
+        import imagecodecs  # noqa: F401
+    except ImportError:  # Python 3.6: Pillow reads them all
+        return
+    from roi_trt.imageio import _png_rgb8
+
+    assert (_png_rgb8(data) is None) == (kind == "exif")  # the plain one takes libpng
 
 
 def test_stream_from_another_model_is_refused(codec, photo, other_model_export):

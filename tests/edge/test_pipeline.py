@@ -77,6 +77,12 @@ def test_a_stage_in_several_threads_runs_them_at_once_and_keeps_order():
     assert most[0] == 3
 
 
+def test_every_stage_needs_a_thread():
+    for workers in ([1], [1, 0], [2, 1, 1]):
+        with pytest.raises(ValueError, match="at least one thread for each of the 2 stages"):
+            list(run_stages(range(3), [abs, abs], workers=workers))
+
+
 def test_a_bug_stops_the_pipeline_and_reaches_the_caller():
     def broken(x):
         if x == 3:
