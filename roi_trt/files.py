@@ -259,7 +259,7 @@ def stage_workers(codec):
 def encode_stages(codec, size=None, replace=False):
     """Stages for run_batch that encode image files to .roi streams (`size`=(h, w) resizes first).
 
-    Between stages images wait as uint8, a quarter of their float size (then latents, 1/48 of it)."""
+    Between stages images wait as uint8, a quarter of their float size."""
     from .imageio import decode_rgb
 
     def load(job):
