@@ -3,9 +3,9 @@
 Reading and decoding images, the transforms, entropy coding and writing then run at the same time
 (the runtimes, the rANS core, zlib and Pillow's codecs release the GIL), while at most `depth` items
 wait between two stages, so memory stays bounded. A stage may run in several threads (`workers`), each on
-its own item: on a CPU, transforms of two frames side by side with the cores split between them share the
-cores with the other stages better than one transform using every core, whose threads wait for each other
-at every operator while another stage holds a core. Items come out in input order; an item whose stage
+its own item: on a CPU, single-threaded transforms of several frames side by side share the cores with the
+other stages better than one transform using every core, whose threads wait for each other at every
+operator while another stage holds a core. Items come out in input order; an item whose stage
 raised a user-facing error (RoiTrtError) skips the later stages and comes out with that error, and the
 rest go on. Any other exception is a bug: it stops the pipeline and is raised in the caller.
 """
