@@ -13,9 +13,10 @@ from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
 
 from . import bitstream
-from .backends import PARTS, open_backend
+from .backends import open_backend
 from .entropy import decode_latent, encode_latent
 from .imageio import pad_to_multiple, resize, to_nchw, to_rgb8
+from .spec import PARTS
 from .store import resolve
 from .tiling import HALO, available_memory, run_tiled, tile_side
 

@@ -385,6 +385,21 @@ class PycudaRuntime(object):
         self._context = None  # releases the primary context
 
 
+def device(index, error=BackendError, detection=None):
+    """The CUDA device `index` (of `detection`, default `detect()`), checked before TensorRT is touched (its
+    Builder fails and its Runtime crashes without one); `error` is the exception type the caller reports."""
+    detection = detection or detect()
+    if not detection.devices:
+        raise error(detection.reason)
+    if not 0 <= index < len(detection.devices):
+        raise error("no CUDA device {} (this machine has {})".format(index, len(detection.devices)))
+    return detection.devices[index]
+
+
+def cc_text(compute_capability):
+    return "{}.{}".format(*compute_capability)
+
+
 def open_runtime(index=0, library=None):
     """The runner's CUDA calls on device `index`: pycuda if installed, else the cudart that found the
     device; `library` (or $ROI_TRT_CUDA) forces one of LIBRARIES. BackendError when there is no device."""
@@ -392,10 +407,7 @@ def open_runtime(index=0, library=None):
     if library is not None and library not in LIBRARIES:
         raise BackendError("${} must be one of {}, got {!r}".format(ENV_VAR, ", ".join(LIBRARIES), library))
     detection = detect()
-    if not detection.devices:
-        raise BackendError(detection.reason)
-    if not 0 <= index < len(detection.devices):
-        raise BackendError("no CUDA device {} (this machine has {})".format(index, len(detection.devices)))
+    device(index, detection=detection)
     if library in (None, "pycuda"):
         try:
             return PycudaRuntime(index)

@@ -11,8 +11,10 @@ import tempfile
 import numpy as np
 
 from . import __version__, cuda
-from .build import targets, trt_api
+from .backends.tensorrt import api
+from .build import targets
 from .errors import RoiTrtError
+from .spec import PARTS
 
 # latent max |diff|, share of identical symbols, decoded image max |diff| (issue: TensorRT vs ONNX Runtime)
 LATENT_TOLERANCE, MIN_SYMBOL_AGREEMENT, IMAGE_TOLERANCE = 1e-3, 0.9999, 1.0 / 255
@@ -47,24 +49,23 @@ def report():
     detection = cuda.detect()
     for device in detection.devices:
         lines.append(_line("CUDA device {}".format(device.index), "{}, compute capability {}, {:.1f} GiB".format(
-            device.name, targets.cc_text(device.compute_capability), device.total_memory / 2.0 ** 30)))
+            device.name, cuda.cc_text(device.compute_capability), device.total_memory / 2.0 ** 30)))
     if not detection.devices:
         lines.append(_line("CUDA devices", detection.reason))
-    from .build import plugin
+    from .artifacts import file_sha256
+    from .backends.tensorrt import plugin
 
     try:
         library = plugin.locate()
-        from .manifest import file_sha256
-
         lines.append(_line("GDN1 plugin", "{} (sha256 {})".format(library, file_sha256(library)[:16])))
     except RoiTrtError as exc:
         library = None
         lines.append(_line("GDN1 plugin", str(exc)))
-    version = trt_api.version_tuple(found["tensorrt"]) if found["tensorrt"] else None
+    version = api.version_tuple(found["tensorrt"]) if found["tensorrt"] else None
     for target in targets.TARGETS.values():
         missing = []
         if not any(d.compute_capability == target.compute_capability for d in detection.devices):
-            missing.append("a GPU of compute capability {}".format(targets.cc_text(target.compute_capability)))
+            missing.append("a GPU of compute capability {}".format(cuda.cc_text(target.compute_capability)))
         if version is None or version[0] not in target.tensorrt_majors:
             missing.append("TensorRT {}".format("/".join("{}.x".format(m) for m in target.tensorrt_majors)))
         if not (found["pycuda.driver"] or found["cuda.bindings.runtime"] or cuda.cudart_paths()):
@@ -95,6 +96,7 @@ def selftest(model="demo"):
     detection = cuda.detect()
     if not detection.devices:
         return ["selftest: " + detection.reason], False
+    from .artifacts import copy_model_files
     from .build.engine import build_engine
     from .codec import open_codec
     from .imageio import load_rgb, resize
@@ -111,12 +113,10 @@ def selftest(model="demo"):
         for gdn in ("inline", "plugin"):
             out = os.path.join(tmp, gdn)
             try:
-                for part in ("encoder", "decoder"):
+                for part in PARTS:
                     build_engine(resolved.onnx_file(part, "tensorrt", trt.__version__), part, resolved.N, resolved.M,
                                  resolved.fingerprint, gdn_mode=gdn, out_dir=out)
-                for name in ("manifest.json", "entropy.npz"):
-                    with open(os.path.join(resolved.export_dir(), name), "rb") as src, open(os.path.join(out, name), "wb") as dst:
-                        dst.write(src.read())
+                copy_model_files(resolved.export_dir(), out)
                 with open_codec(out, backend="tensorrt") as engine:
                     (latent_diff, agreement, image_diff), passed = _compare(reference, engine, image)
             except RoiTrtError as exc:

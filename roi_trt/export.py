@@ -8,27 +8,24 @@ float32's own error (and by an absolute floor where float32 is that precise).
 import copy
 import os
 import platform
-import shutil
-import tempfile
 
 import numpy as np
 import onnx
 import torch
 
 from . import __version__
-from .errors import ExportError
-from .fileio import default_mode
-from .imageio import load_rgb, resize, to_nchw
-from .manifest import (
-    CUSTOM_OP, ENTROPY_TABLES, FORMAT, FORMAT_VERSION, MANIFEST, RUNTIMES, STANDARD_OPS, VARIANTS, file_sha256,
-    write_json_atomic,
+from .artifacts import (
+    CUSTOM_OP, ENTROPY_TABLES, FORMAT, FORMAT_VERSION, MANIFEST, ONNX_FILES, RUNTIMES, STANDARD_OPS, VARIANTS,
+    file_sha256, is_export, replacing_dir, write_json_atomic,
 )
+from .errors import ExportError
+from .imageio import load_rgb, resize, to_nchw
 from .model import entropy_tables, fingerprint
 from .onnx_emit import transform_models
 from .onnx_rewrite import standard_ops_model, with_deconv
 from .samples import sample_photos
 from .spec import (DECONV_FORMS, EXPORT_DECONV, GDN1_DOMAIN, GDN1_INVERSE, GDN1_OP, GDN1_PLUGIN_NAMESPACE,
-                   GDN1_PLUGIN_VERSION)
+                   GDN1_PLUGIN_VERSION, PARTS)
 
 # Highest opset TensorRT 8.2 (JetPack 4.6, the Jetson Nano's last release) parses.
 DEFAULT_OPSET = 13
@@ -38,7 +35,6 @@ ERROR_FACTOR = 4.0
 ABS_FLOOR = 1e-4
 MIN_SYMBOL_AGREEMENT = 0.9999
 VERIFY_SIZE = 256  # side of the random verification input
-ONNX_FILES = [name for variant in VARIANTS.values() for name in variant.values()]
 
 
 def _verification_inputs(model, shape):
@@ -92,7 +88,7 @@ def verify(model, export_dir, shape=None):
         for variant, files in VARIANTS.items():
             encoder, decoder = (
                 ort.InferenceSession(os.path.join(export_dir, files[part]), providers=["CPUExecutionProvider"])
-                for part in ("encoder", "decoder")
+                for part in PARTS
             )
             y = encoder.run(None, {"image": x})[0].astype(np.float64)
             x_hat = decoder.run(None, {"latent_hat": y_hat})[0].astype(np.float64)
@@ -126,12 +122,9 @@ def _tool_versions():
     }
 
 
-def _replaceable(path):
-    """Only an empty directory or an earlier export may be replaced (never a user's other files)."""
-    if not os.path.isdir(path):
-        return False
-    names = set(os.listdir(path))
-    return not names or (MANIFEST in names and names <= set(ONNX_FILES) | {ENTROPY_TABLES, MANIFEST})
+def _refuse_unless_export(path):
+    if not is_export(path):
+        raise ExportError("{} exists and is not an earlier export: choose another output directory".format(path))
 
 
 def export_model(model, info, out_dir, opset=DEFAULT_OPSET, shape=None, deconv=EXPORT_DECONV):
@@ -151,14 +144,8 @@ def export_model(model, info, out_dir, opset=DEFAULT_OPSET, shape=None, deconv=E
         d = model.downsampling
         if batch < 1 or height % d or width % d or height < d or width < d:
             raise ExportError(f"fixed shape {batch}x{height}x{width}: height and width must be positive multiples of {d}")
-    out_dir = os.path.abspath(out_dir)
-    if os.path.exists(out_dir) and not _replaceable(out_dir):
-        raise ExportError(f"{out_dir} exists and is not an earlier export: choose another output directory")
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
-    try:
-        for part, proto in zip(("encoder", "decoder"), transform_models(model, opset, shape)):
+    with replacing_dir(os.path.abspath(out_dir), _refuse_unless_export) as staging:
+        for part, proto in zip(PARTS, transform_models(model, opset, shape)):
             proto = with_deconv(proto, deconv)
             onnx.save(proto, os.path.join(staging, VARIANTS[CUSTOM_OP][part]))
             onnx.save(standard_ops_model(proto), os.path.join(staging, VARIANTS[STANDARD_OPS][part]))
@@ -190,11 +177,4 @@ def export_model(model, info, out_dir, opset=DEFAULT_OPSET, shape=None, deconv=E
             "tools": _tool_versions(),
         }
         write_json_atomic(os.path.join(staging, MANIFEST), manifest)
-        os.chmod(staging, default_mode(directory=True))
-        if os.path.isdir(out_dir):
-            shutil.rmtree(out_dir)
-        os.replace(staging, out_dir)
-        return manifest
-    finally:
-        if os.path.isdir(staging):
-            shutil.rmtree(staging)
+    return manifest

@@ -13,7 +13,7 @@ from compressai.models.utils import conv, deconv
 from torch import nn
 
 from . import spec
-from .manifest import EntropyTables
+from .artifacts import EntropyTables
 
 PAPER_CONFIGS = ((256, 2), (256, 1), (128, 2))
 

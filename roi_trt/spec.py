@@ -1,8 +1,14 @@
-"""Model facts every side needs, torch-free (Python 3.6): the one home of each of them.
+"""Model facts every side needs, and the paper's training recipe, torch-free (Python 3.6): the one home of
+each of them.
 
 The torch model, the ONNX graphs, the TensorRT plugin, the bitstream and the codec all import these
 instead of restating them.
 """
+
+from collections import namedtuple
+
+# The two transforms of the autoencoder, by the names every layer uses (ONNX files, engines, backends).
+PARTS = ("encoder", "decoder")
 
 # CompressAI's rANS probability precision (bits); the entropy tables and the coder both use it.
 CDF_PRECISION = 16
@@ -42,3 +48,11 @@ def stream_fingerprint(fingerprint_hex):
 DECONV_FORMS = ("polyphase", "convtranspose")
 EXPORT_DECONV = "polyphase"
 TENSORRT_DECONV = "convtranspose"
+
+# The paper's loss, L = rate * R + background * MSE + hbox * L1(head boxes) + vbox * L0(person boxes), and
+# its training: images resized to size x size in batches, Adam (lr) on the transforms and a second Adam
+# (aux_lr) on the bottleneck's quantiles for its auxiliary loss.
+LossWeights = namedtuple("LossWeights", "rate background hbox vbox")
+PAPER_LOSS_WEIGHTS = LossWeights(rate=0.04, background=1.0, hbox=0.6, vbox=1.0)
+PaperTraining = namedtuple("PaperTraining", "size batch_size lr aux_lr")
+PAPER_TRAINING = PaperTraining(size=512, batch_size=14, lr=1e-4, aux_lr=1e-3)

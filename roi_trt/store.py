@@ -13,7 +13,10 @@ import zipfile
 
 from . import spec
 from .errors import ModelError
-from .manifest import ENTROPY_TABLES, MANIFEST, EntropyTables, file_sha256, read_manifest, variant_for
+from .artifacts import (
+    ENTROPY_TABLES, MANIFEST, EntropyTables, directory_lock, file_sha256, find_engine, is_engine_dir, read_manifest,
+    variant_for,
+)
 from .optional import require
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
@@ -72,14 +75,17 @@ class ResolvedModel(object):
         return True
 
     def export_dir(self):
-        """The export directory; a checkpoint or random model is exported into the cache on first use."""
+        """The export directory; a checkpoint or random model is exported into the cache on first use (one
+        process at a time: another that waited for the same export uses it)."""
         if not self.has_export():
             require("torch", "exporting {} (first use of a checkpoint)".format(self.label))
             from .export import export_model
 
             out = os.path.join(cache_dir(), "exports", self._cache_key())
-            export_model(*self._load_torch(), out_dir=out)
-            self._export_dir = out
+            with directory_lock(out):
+                if not self.has_export():
+                    export_model(*self._load_torch(), out_dir=out)
+                    self._export_dir = out
         return self._export_dir
 
     def manifest(self):
@@ -88,14 +94,10 @@ class ResolvedModel(object):
         return self._manifest
 
     def engine_path(self, part):
-        """The TensorRT engine of `part` in an engine directory; with both GDN modes built, the plugin one."""
+        """The TensorRT engine of `part` in an engine directory (artifacts.find_engine)."""
         if self.kind != "engine":
             raise ModelError("{} holds no TensorRT engines: build them with `roi-trt build`".format(self.label))
-        for gdn_mode in ("plugin", "inline"):
-            path = os.path.join(self._export_dir, "{}.{}.engine".format(part, gdn_mode))
-            if os.path.isfile(path):
-                return path
-        raise ModelError("{}: no {} engine (build it with `roi-trt build --part {}`)".format(self._export_dir, part, part))
+        return find_engine(self._export_dir, part)
 
     def onnx_file(self, part, runtime, version):
         """The ONNX file of `part` in the variant the export's manifest assigns to `runtime` `version`."""
@@ -179,8 +181,7 @@ def resolve(model=None, trust_pickle=False):
     if os.path.isdir(model):
         if not os.path.isfile(os.path.join(model, MANIFEST)):
             raise ModelError("{}: not an export or engine directory (no {})".format(model, MANIFEST))
-        engines = any(name.endswith(".engine") for name in os.listdir(model))
-        return ResolvedModel("engine" if engines else "export", label, export_dir=model)
+        return ResolvedModel("engine" if is_engine_dir(model) else "export", label, export_dir=model)
     if os.path.isfile(model):
         if not is_torch_checkpoint(model):
             raise ModelError("{}: not a model (expected 'demo', an export directory or a PyTorch checkpoint)".format(model))

@@ -12,11 +12,14 @@ import numpy as np
 import onnx
 import pytest
 
-from roi_trt import cuda
-from roi_trt.build import engine, targets, trt_api
+from roi_trt import artifacts, cuda
+from roi_trt.artifacts import read_manifest
+from roi_trt.backends.tensorrt import api as trt_api
+from roi_trt.backends.tensorrt import loader
+from roi_trt.backends.tensorrt.runner import engine_label
+from roi_trt.build import engine, targets
 from roi_trt.build.targets import Profile
 from roi_trt.errors import BackendError, BuildError, EngineError
-from roi_trt.manifest import read_manifest
 from roi_trt.onnx_rewrite import is_gdn1
 from roi_trt.spec import GDN1_OP
 
@@ -241,12 +244,18 @@ def write_fake_engine(tmp_path, export_dir, gdn="plugin", flags=("DIRECT_IO",), 
     sidecar = engine.make_sidecar("decoder", 128, 2, FINGERPRINT, gdn, "convtranspose",
                                   PLUGIN_SHA if gdn == "plugin" else None, "10.7.0.23", GPU, "h100", compiled, 4 << 30,
                                   os.path.join(export_dir, "decoder.onnx"))
-    path = str(tmp_path / engine.engine_file_name("decoder", gdn))
-    return path, engine.write_engine(path, data, sidecar)
+    path = str(tmp_path / artifacts.engine_file_name("decoder", gdn))
+    return path, artifacts.write_engine(path, data, sidecar)
 
 
 def here(tensorrt="10.7.0.23", gpu=GPU, plugin=PLUGIN_SHA):
-    return engine.environment(tensorrt, gpu, plugin)
+    return loader.environment(tensorrt, gpu, plugin)
+
+
+def check_sidecar(sidecar, sha256, expect, environment=None):
+    """What the loader checks: the sidecar against the file and the model, and with `environment` this machine."""
+    problems = loader.environment_problems(sidecar, environment) if environment else ()
+    artifacts.check_sidecar(sidecar, sha256, expect, problems)
 
 
 EXPECT = {"fingerprint": FINGERPRINT, "N": 128, "M": 2, "part": "decoder"}
@@ -260,24 +269,24 @@ def test_engines_built_differently_keep_apart_in_benchmark_rows(export_dir):
                                    4 << 30, os.path.join(export_dir, part + ".onnx"))
 
     def label(gdn, deconv):
-        return engine.engine_label([sidecar("encoder", gdn, deconv), sidecar("decoder", gdn, deconv)])
+        return engine_label([sidecar("encoder", gdn, deconv), sidecar("decoder", gdn, deconv)])
 
     assert label("inline", "convtranspose") == "tensorrt"
     assert label("plugin", "convtranspose") == "tensorrt-plugin"
     assert label("inline", "polyphase") == "tensorrt-polyphase"
     assert label("plugin", "polyphase") == "tensorrt-plugin-polyphase"
-    assert engine.engine_label([sidecar("encoder", "inline", "polyphase")]) == "tensorrt"  # the encoder has no deconv
+    assert engine_label([sidecar("encoder", "inline", "polyphase")]) == "tensorrt"  # the encoder has no deconv
     old = sidecar("decoder", "inline", "polyphase")
     del old["deconv"]  # engines built before the option: the export's form, unknown here
-    assert engine.engine_label([old]) == "tensorrt"
+    assert engine_label([old]) == "tensorrt"
 
 
 def test_sidecar_round_trip(tmp_path, export_dir):
     path, written = write_fake_engine(tmp_path, export_dir)
     assert os.path.basename(path) == "decoder.plugin.engine" and os.path.isfile(path + ".json")
-    sidecar = engine.read_sidecar(path)
+    sidecar = artifacts.read_sidecar(path)
     assert sidecar == written
-    assert sidecar["engine"] == "decoder.plugin.engine" and sidecar["engine_sha256"] == engine.file_sha256(path)
+    assert sidecar["engine"] == "decoder.plugin.engine" and sidecar["engine_sha256"] == artifacts.file_sha256(path)
     assert sidecar["gpu"] == {"name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0", "total_memory": 80 << 30}
     assert sidecar["profile"] == {"input": "latent_hat", "output": "image", "min": [1, 128, 1, 1],
                                   "opt": [1, 128, 32, 32], "max": [1, 128, 48, 48]}
@@ -285,7 +294,7 @@ def test_sidecar_round_trip(tmp_path, export_dir):
     assert sidecar["onnx"] == {"file": "decoder.onnx", "sha256": read_manifest(export_dir)["sha256"]["decoder.onnx"]}
     assert (sidecar["part"], sidecar["N"], sidecar["M"], sidecar["fingerprint"]) == ("decoder", 128, 2, FINGERPRINT)
     assert sidecar["tensorrt_version"] == "10.7.0.23" and sidecar["roi_trt_version"]
-    engine.check_sidecar(sidecar, sidecar["engine_sha256"], EXPECT, here())
+    check_sidecar(sidecar, sidecar["engine_sha256"], EXPECT, here())
 
 
 def test_a_modified_engine_is_refused(tmp_path, export_dir):
@@ -295,7 +304,7 @@ def test_a_modified_engine_is_refused(tmp_path, export_dir):
     refused = (r"refusing TensorRT engine decoder.plugin.engine: its SHA-256 is \w{12}\.\.\., "
                r"the sidecar says \w{12}\.\.\. \(the file changed after the build\)")
     with pytest.raises(EngineError, match=refused):
-        engine.check_sidecar(sidecar, engine.file_sha256(path), EXPECT)
+        check_sidecar(sidecar, artifacts.file_sha256(path), EXPECT)
 
 
 @pytest.mark.parametrize("key, value, message", [
@@ -307,7 +316,7 @@ def test_a_modified_engine_is_refused(tmp_path, export_dir):
 def test_an_engine_of_another_model_is_refused(tmp_path, export_dir, key, value, message):
     _, sidecar = write_fake_engine(tmp_path, export_dir)
     with pytest.raises(EngineError, match=message):
-        engine.check_sidecar(sidecar, sidecar["engine_sha256"], dict(EXPECT, **{key: value}))
+        check_sidecar(sidecar, sidecar["engine_sha256"], dict(EXPECT, **{key: value}))
 
 
 @pytest.mark.parametrize("environment, message", [
@@ -319,13 +328,13 @@ def test_an_engine_of_another_model_is_refused(tmp_path, export_dir, key, value,
 def test_an_engine_for_another_machine_is_refused(tmp_path, export_dir, environment, message):
     _, sidecar = write_fake_engine(tmp_path, export_dir)
     with pytest.raises(EngineError, match=message):
-        engine.check_sidecar(sidecar, sidecar["engine_sha256"], EXPECT, environment)
+        check_sidecar(sidecar, sidecar["engine_sha256"], EXPECT, environment)
 
 
 def test_every_difference_is_named_on_one_line(tmp_path, export_dir):
     _, sidecar = write_fake_engine(tmp_path, export_dir)
     with pytest.raises(EngineError) as info:
-        engine.check_sidecar(sidecar, "0" * 64, dict(EXPECT, N=256), here(tensorrt="8.6.1", plugin=None))
+        check_sidecar(sidecar, "0" * 64, dict(EXPECT, N=256), here(tensorrt="8.6.1", plugin=None))
     message = str(info.value)
     assert "\n" not in message
     assert [p.split(" ")[0] for p in message.split(": ", 1)[1].split("; ")] == ["its", "N", "built", "built"]
@@ -334,31 +343,31 @@ def test_every_difference_is_named_on_one_line(tmp_path, export_dir):
 def test_inline_engines_need_no_plugin_and_version_compatible_ones_run_on_later_releases(tmp_path, export_dir):
     _, sidecar = write_fake_engine(tmp_path, export_dir, gdn="inline", flags=("VERSION_COMPATIBLE",))
     assert sidecar["plugin_sha256"] is None
-    engine.check_sidecar(sidecar, sidecar["engine_sha256"], EXPECT, here(tensorrt="10.16.1", plugin=None))
+    check_sidecar(sidecar, sidecar["engine_sha256"], EXPECT, here(tensorrt="10.16.1", plugin=None))
     with pytest.raises(EngineError, match="built with TensorRT 10.7.0.23, this is 10.6.0"):
-        engine.check_sidecar(sidecar, sidecar["engine_sha256"], EXPECT, here(tensorrt="10.6.0", plugin=None))
+        check_sidecar(sidecar, sidecar["engine_sha256"], EXPECT, here(tensorrt="10.6.0", plugin=None))
 
 
 def test_a_foreign_sidecar_is_refused(tmp_path, export_dir):
     path, sidecar = write_fake_engine(tmp_path, export_dir)
     with pytest.raises(EngineError, match="not a roi-trt engine sidecar of format version 1"):
-        engine.check_sidecar(dict(sidecar, format_version=0), sidecar["engine_sha256"], EXPECT)
+        check_sidecar(dict(sidecar, format_version=0), sidecar["engine_sha256"], EXPECT)
     with open(path + ".json", "w") as f:
         f.write("[]")
     with pytest.raises(EngineError, match="unreadable engine sidecar"):
-        engine.load_engine(path, EXPECT)
+        loader.load_engine(path, EXPECT)
     os.remove(path + ".json")
     with pytest.raises(EngineError, match="has no sidecar decoder.plugin.engine.json: roi-trt loads only engines"):
-        engine.load_engine(path, EXPECT)
+        loader.load_engine(path, EXPECT)
     os.remove(path)
     with pytest.raises(EngineError, match="no TensorRT engine .*decoder.plugin.engine \\(build it first\\)"):
-        engine.load_engine(path, EXPECT)
+        loader.load_engine(path, EXPECT)
 
 
 LOAD = """
 import json, sys
 sys.modules["tensorrt"] = None  # importing it would raise ImportError: the refusal must come first
-from roi_trt.build.engine import load_engine
+from roi_trt.backends.tensorrt.loader import load_engine
 from roi_trt.errors import EngineError
 try:
     load_engine(sys.argv[1], json.loads(sys.argv[2]))
@@ -482,7 +491,7 @@ def test_the_runners_cuda_calls_reach_the_runtime(library):
 
 def test_the_runner_refuses_to_open_without_a_device():
     cudart_apis()
-    from roi_trt.backends.tensorrt import TensorRTBackend
+    from roi_trt.backends.tensorrt.runner import TensorRTBackend
     from roi_trt.store import resolve
 
     with pytest.raises(BackendError, match="^no CUDA device: "):

@@ -14,7 +14,7 @@ from roi_trt.cli import main
 from roi_trt.errors import ExportError
 from roi_trt.export import export_model, verify
 from roi_trt.imageio import load_rgb, pad_to_multiple, to_nchw
-from roi_trt.manifest import EntropyTables, file_sha256, read_manifest
+from roi_trt.artifacts import EntropyTables, file_sha256, read_manifest
 from roi_trt.model import PAPER_CONFIGS, fingerprint
 from roi_trt.samples import sample_photos
 

@@ -20,7 +20,7 @@ import types
 import numpy as np
 import pytest
 
-from roi_trt.build import plugin as loader
+from roi_trt.backends.tensorrt import plugin as loader
 from roi_trt.errors import PluginError
 from roi_trt.optional import MissingDependency
 from roi_trt.spec import GDN1_INVERSE, GDN1_OP, GDN1_PLUGIN_NAMESPACE, GDN1_PLUGIN_VERSION
@@ -301,8 +301,8 @@ TRT86_SCRIPT = """
 import ctypes, json, sys
 import numpy as np
 import tensorrt as trt
-from roi_trt.build.plugin import find_creator, load_plugin
-from roi_trt.manifest import file_sha256
+from roi_trt.backends.tensorrt.plugin import find_creator, load_plugin
+from roi_trt.artifacts import file_sha256
 
 ctypes.CDLL(sys.argv[1])  # all that trtexec --plugins does
 registered_at_load = find_creator(trt) is not None

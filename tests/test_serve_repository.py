@@ -11,10 +11,10 @@ import sys
 import onnx
 import pytest
 
-from roi_trt.build.engine import make_sidecar, write_engine
+from roi_trt.artifacts import ENTROPY_TABLES, MANIFEST, REPOSITORY_MARKER, write_engine
+from roi_trt.build.engine import make_sidecar
 from roi_trt.errors import EngineError, UsageError
-from roi_trt.manifest import ENTROPY_TABLES, MANIFEST
-from roi_trt.serve.repository import MARKER, read_config, write_repository
+from roi_trt.serve.repository import read_config, write_repository
 from roi_trt.store import DEMO_EXPORT, resolve
 
 
@@ -40,7 +40,7 @@ def test_inprocess_repository_holds_everything_roi_decode_needs(tmp_path, export
     assert group.count == 3 and group.KIND_GPU == group.kind
     assert config.dynamic_batching.max_queue_delay_microseconds == 500
     assert config.parameters["synthesis"].string_value == "inprocess"
-    assert sorted(os.listdir(str(repo))) == [MARKER, "roi_decode"]  # no synthesis model
+    assert sorted(os.listdir(str(repo))) == [REPOSITORY_MARKER, "roi_decode"]  # no synthesis model
     served = _served(repo)
     assert [m["name"] for m in served] == ["demo", "export"]
     assert [m["fingerprint"] for m in served] == [resolve("demo").fingerprint, resolve(export_dir).fingerprint]
@@ -120,7 +120,7 @@ def test_repository_file_rules(tmp_path):
     with pytest.raises(UsageError, match="exists"):
         write_repository(["demo"], str(repo))
     write_repository(["demo"], str(repo), synthesis="python", force=True)  # an earlier repository: replaced whole
-    assert sorted(os.listdir(str(repo))) == [MARKER, "demo_synthesis", "roi_decode"]
+    assert sorted(os.listdir(str(repo))) == [REPOSITORY_MARKER, "demo_synthesis", "roi_decode"]
     theirs = tmp_path / "theirs"
     theirs.mkdir()
     (theirs / "notes.txt").write_text("mine")

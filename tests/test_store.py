@@ -17,7 +17,7 @@ from roi_trt.cli import main
 from roi_trt.codec import open_codec
 from roi_trt.errors import ExportError, ModelError
 from roi_trt.export import export_model, verify
-from roi_trt.manifest import file_sha256, read_manifest
+from roi_trt.artifacts import file_sha256, read_manifest
 from roi_trt.model import fingerprint
 from roi_trt.onnx_rewrite import (is_gdn1, plugin_model, polyphase_deconv_model, standard_ops_model,
                                   transposed_deconv_model)
@@ -52,6 +52,35 @@ def test_checkpoint_is_exported_once_into_the_cache(checkpoint):
     again = resolve(checkpoint)
     assert again.has_export() and again.export_dir() == out and again._torch is None  # no torch load, no export
     assert os.path.getmtime(os.path.join(out, "manifest.json")) == stamp
+
+
+FIRST_USE = """
+import sys
+import roi_trt.export
+made = roi_trt.export.export_model
+def counted(*args, **kwargs):
+    print("exporting", flush=True)
+    return made(*args, **kwargs)
+roi_trt.export.export_model = counted
+from roi_trt.store import resolve
+print(resolve(sys.argv[1]).export_dir())
+"""
+
+
+def test_two_processes_using_a_checkpoint_first_export_it_once(checkpoint):
+    """The second process waits for the first one's export and uses it: no second export, no race."""
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    users = [subprocess.Popen([sys.executable, "-c", FIRST_USE, str(checkpoint)], cwd=root, stdout=subprocess.PIPE,
+                              universal_newlines=True) for _ in range(2)]
+    outputs = [u.communicate(timeout=300)[0].split("\n") for u in users]
+    assert [u.returncode for u in users] == [0, 0]
+    assert sorted(lines.count("exporting") for lines in outputs) == [0, 1]
+    out = outputs[0][-2]
+    assert outputs[1][-2] == out and read_manifest(out)["N"] == 128
+    assert sorted(os.listdir(os.path.dirname(out))) == [os.path.basename(out)]
 
 
 def test_an_export_from_another_format_version_is_made_anew(checkpoint):

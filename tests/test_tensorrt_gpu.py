@@ -10,10 +10,12 @@ import shutil
 import numpy as np
 import pytest
 
-from roi_trt import cuda
+from roi_trt import artifacts, cuda
 from roi_trt.backends.onnxruntime import OnnxRuntimeBackend
-from roi_trt.backends.tensorrt import TensorRTBackend
-from roi_trt.build import engine, plugin, targets, trt_api
+from roi_trt.backends.tensorrt import api as trt_api
+from roi_trt.backends.tensorrt import loader, plugin
+from roi_trt.backends.tensorrt.runner import TensorRTBackend
+from roi_trt.build import engine, targets
 from roi_trt.build.targets import Profile
 from roi_trt.codec import Codec
 from roi_trt.errors import BackendError, BuildError, EngineError, PluginError
@@ -94,7 +96,7 @@ def reference(export_dir, image):
 def test_sidecars_record_the_build(export_dir, engines, mode):
     model = engine_model(export_dir, engines, mode)
     for part in ("encoder", "decoder"):
-        sidecar = engine.read_sidecar(model.engine_path(part))
+        sidecar = artifacts.read_sidecar(model.engine_path(part))
         assert sidecar["gdn"] == mode and sidecar["part"] == part and sidecar["fingerprint"] == model.fingerprint
         assert "TF32" not in sidecar["builder_flags"]
         assert sidecar["tensorrt_version"] == trt.__version__
@@ -162,14 +164,14 @@ def test_inputs_outside_the_profile_are_refused_before_running(export_dir, engin
 def copy_engine(path, tmp_path):
     out = str(tmp_path / os.path.basename(path))
     shutil.copy(path, out)
-    shutil.copy(engine.sidecar_path(path), engine.sidecar_path(out))
+    shutil.copy(artifacts.sidecar_path(path), artifacts.sidecar_path(out))
     return out
 
 
 def edit_sidecar(path, **changes):
-    sidecar = engine.read_sidecar(path)
+    sidecar = artifacts.read_sidecar(path)
     sidecar.update(changes)
-    with open(engine.sidecar_path(path), "w") as f:
+    with open(artifacts.sidecar_path(path), "w") as f:
         json.dump(sidecar, f)
 
 
@@ -190,11 +192,11 @@ def test_real_engines_are_refused_when_anything_differs(export_dir, engines, tmp
         edit_sidecar(path, gpu={"name": "old GPU", "compute_capability": "1.0"})
     expect = {"fingerprint": model.fingerprint, "N": model.N, "M": model.M, "part": "decoder"}
     with pytest.raises(EngineError) as info:
-        engine.load_engine(path, expect)
+        loader.load_engine(path, expect)
     assert message in str(info.value)
     with pytest.raises(EngineError, match="fingerprint is"):
-        engine.load_engine(model.engine_path("decoder"), dict(expect, fingerprint="0" * 64))
-    assert engine.load_engine(model.engine_path("decoder"), expect).engine is not None
+        loader.load_engine(model.engine_path("decoder"), dict(expect, fingerprint="0" * 64))
+    assert loader.load_engine(model.engine_path("decoder"), expect).engine is not None
 
 
 def test_a_plugin_engine_is_refused_with_another_plugin_library(export_dir, engines, tmp_path):
@@ -205,4 +207,4 @@ def test_a_plugin_engine_is_refused_with_another_plugin_library(export_dir, engi
         f.write(b"\0")
     expect = {"fingerprint": model.fingerprint, "N": model.N, "M": model.M, "part": "encoder"}
     with pytest.raises(EngineError, match="built with GDN1 plugin library"):
-        engine.load_engine(model.engine_path("encoder"), expect, plugin_path=other)
+        loader.load_engine(model.engine_path("encoder"), expect, plugin_path=other)

@@ -12,10 +12,12 @@ import os
 import onnx
 import pytest
 
-from roi_trt.build import engine, trt_api
+from roi_trt import artifacts
+from roi_trt.backends.tensorrt import api as trt_api
+from roi_trt.build import engine
 from roi_trt.build.targets import Profile
 from roi_trt.errors import BuildError
-from roi_trt.manifest import read_manifest
+from roi_trt.artifacts import read_manifest
 
 trt = pytest.importorskip("tensorrt_rtx", reason="tensorrt_rtx is not installed (pip install tensorrt-rtx)")
 
@@ -93,10 +95,10 @@ def test_fp32_engines_build_and_carry_a_sidecar(export, tmp_path, part, deconv, 
     sidecar = engine.make_sidecar(part, manifest["N"], manifest["M"], manifest["fingerprint"], "inline", deconv,
                                   None, trt.__version__, gpu, "a100", compiled, WORKSPACE, path)
     assert sidecar["deconv"] == deconv
-    out = str(tmp_path / engine.engine_file_name(part, "inline"))
-    engine.write_engine(out, compiled.serialized, sidecar)
+    out = str(tmp_path / artifacts.engine_file_name(part, "inline"))
+    artifacts.write_engine(out, compiled.serialized, sidecar)
     expect = {"fingerprint": manifest["fingerprint"], "N": manifest["N"], "M": manifest["M"], "part": part}
-    engine.check_sidecar(engine.read_sidecar(out), engine.file_sha256(out), expect)
+    artifacts.check_sidecar(artifacts.read_sidecar(out), artifacts.file_sha256(out), expect)
 
 
 def test_a_gdn1_node_that_misses_the_plugin_fails_the_build(export):

@@ -1,7 +1,7 @@
 """Runtime backends behind one contract (`base.Backend`); each imports its runtime lazily."""
 
 from ..errors import BackendError
-from .base import PARTS
+from ..spec import PARTS
 
 BACKENDS = ("onnxruntime", "torch", "tensorrt")
 
@@ -13,7 +13,7 @@ def backend_class(name):
     elif name == "torch":
         from .torch import TorchBackend as cls
     elif name == "tensorrt":
-        from .tensorrt import TensorRTBackend as cls
+        from .tensorrt.runner import TensorRTBackend as cls
     else:
         raise BackendError("unknown backend {!r} (choose from {})".format(name, ", ".join(BACKENDS)))
     return cls

@@ -11,8 +11,7 @@ many in `frames` (ONNX Runtime on CPU), the others keep 1.
 import numpy as np
 
 from ..errors import BackendError
-
-PARTS = ("encoder", "decoder")
+from ..spec import PARTS
 
 
 class Backend(object):

@@ -4,7 +4,8 @@ import os
 
 from ..errors import BackendError
 from ..optional import require
-from .base import PARTS, Backend
+from ..spec import PARTS
+from .base import Backend
 
 
 def _cuda_fp32(ort):

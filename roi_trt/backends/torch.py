@@ -1,7 +1,8 @@
 """PyTorch eager backend: the reference implementation, for comparisons and for machines without ONNX Runtime."""
 
 from ..optional import require
-from .base import PARTS, Backend
+from ..spec import PARTS
+from .base import Backend
 
 
 def strict_fp32(torch):

@@ -8,6 +8,7 @@ import math
 import os
 
 from ..errors import RoiTrtError
+from .privacy import THRESHOLD
 
 PAPER_PRECISION = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                                "benchmarks", "paper_precision.csv")
@@ -171,7 +172,7 @@ def plot(rows, path, paper=None, replace=True):
                             (p["bpp"], p[paper_key] * scale), textcoords="offset points", xytext=(4, -10), fontsize=6, color=color)
                 shown = True
         if key == "reid_distance_median":
-            threshold = next((r["reid_threshold"] for r in rows if not _isnan(r["reid_threshold"])), 0.6)
+            threshold = next((r["reid_threshold"] for r in rows if not _isnan(r["reid_threshold"])), THRESHOLD)
             ax.axhline(threshold, color="tab:red", linestyle=":", linewidth=1, label="threshold {:g}".format(threshold))
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: "{:g}".format(v)))

@@ -2,7 +2,7 @@
 
 For every face found in the original, dlib's 128-d face embedding (the ResNet of
 `face_recognition_models`, 99.38 % on LFW) of the original face and of the same region of the decoded
-image are compared: Euclidean distance below dlib's standard threshold 0.6 means "the same person",
+image are compared: Euclidean distance below dlib's standard threshold (THRESHOLD) means "the same person",
 i.e. the decoded face still re-identifies. Both embeddings are taken on the face chip aligned with the
 original's 5-point landmarks, so the distance measures what the codec changed in that region, not
 whether a landmark detector still finds the face: the attacker knows where the face was, which makes

@@ -1,2 +1,3 @@
-"""TensorRT engines: version-dependent API paths, build targets, the builder with its sidecars, and the GDN1
-plugin loader (torch-free, Python 3.6)."""
+"""TensorRT engines built on this machine's GPU: build targets and the builder with its sidecars (torch-free,
+Python 3.6). The version-dependent API paths and the GDN1 plugin loader live with the runtime
+(roi_trt.backends.tensorrt), which imports nothing from here."""

@@ -1,59 +1,31 @@
-"""TensorRT engines: built from an export's ONNX, and loaded only when their sidecar vouches for them.
+"""TensorRT engines built from an export's ONNX on this machine's GPU, written with their sidecars.
 
-An engine is executable code tied to one TensorRT release and one kind of GPU. Each is written with a
-JSON sidecar (`<engine>.json`) that records what it was built from, with and for. `load_engine`
-compares it with the file's SHA-256 and the model the caller expects before anything else (no
-TensorRT needed, so a modified or foreign file is refused before `tensorrt` is imported), then with
-this machine's TensorRT, GPU and plugin library, and only then lets TensorRT deserialize it.
-tensorrt and onnx are imported lazily; nothing here creates a TensorRT object without a CUDA device.
+An engine is executable code tied to one TensorRT release and one kind of GPU; its sidecar
+(roi_trt.artifacts) records what it was built from, with and for, and the runtime
+(roi_trt.backends.tensorrt.loader) checks it before deserializing. tensorrt and onnx are imported lazily;
+nothing here creates a TensorRT object without a CUDA device.
 """
 
 import collections
-import hashlib
-import json
 import os
 import time
 
 from .. import __version__, cuda
-from ..backends.base import PARTS
-from ..errors import BuildError, EngineError, OutputExistsError
+from ..artifacts import GDN_MODES, engine_file_name, file_sha256, sidecar_path, write_engine
+from ..backends.tensorrt import api
+from ..backends.tensorrt import plugin as plugin_loader
+from ..errors import BuildError, OutputExistsError
 from ..fileio import write_bytes_atomic
-from ..manifest import file_sha256, write_json_atomic
 from ..optional import require
-from ..spec import DECONV_FORMS, TENSORRT_DECONV
-from . import plugin as plugin_loader
-from . import targets, trt_api
+from ..spec import DECONV_FORMS, PARTS, TENSORRT_DECONV
+from . import targets
 
-FORMAT, FORMAT_VERSION = "roi-trt-engine", 1
-GDN_MODES = ("inline", "plugin")
-
-# engine: the ICudaEngine; runtime: the trt.Runtime it came from (kept alive with it); sidecar: its
-# checked sidecar; trt, version: the tensorrt module and its version tuple
-LoadedEngine = collections.namedtuple("LoadedEngine", "engine runtime sidecar trt version")
 # serialized: engine bytes; flags: builder flag names; input/output: tensor names; profile: targets.Profile
 Compiled = collections.namedtuple("Compiled", "serialized flags input output profile")
 
 
-def engine_file_name(part, gdn_mode):
-    return "{}.{}.engine".format(part, gdn_mode)
-
-
-def sidecar_path(engine_path):
-    return engine_path + ".json"
-
-
 def _silent(message):
     pass
-
-
-def _device(index, error):
-    """The CUDA device `index`, checked before TensorRT is touched (Builder fails, Runtime crashes without one)."""
-    detection = cuda.detect()
-    if not detection.devices:
-        raise error(detection.reason)
-    if not 0 <= index < len(detection.devices):
-        raise error("no CUDA device {} (this machine has {})".format(index, len(detection.devices)))
-    return detection.devices[index]
 
 
 def default_timing_cache(tensorrt_version, device):
@@ -91,7 +63,7 @@ def onnx_for_tensorrt(onnx_path, gdn_mode, version, deconv=TENSORRT_DECONV):
     if not gdn_nodes:
         raise BuildError("{} has no GDN1 node for the plugin: give the export's custom-op file "
                          "(encoder.onnx / decoder.onnx), not the standard-ops one".format(onnx_path))
-    if trt_api.plugin_dispatch(version).strip_functions:
+    if api.plugin_dispatch(version).strip_functions:
         proto = plugin_model(proto)
     return proto.SerializeToString(), gdn_nodes, _static_input_shape(proto)
 
@@ -124,30 +96,30 @@ def compile_network(trt, version, data, label, profile, workspace_bytes, plugin_
     parser resolved otherwise (its function inlined, or a plugin not found) fails the build.
     """
     log = log or _silent
-    logger = trt_api.logger(trt)
+    logger = api.logger(trt)
     builder = trt.Builder(logger)
-    network = trt_api.make_network(builder, trt, version)
+    network = api.make_network(builder, trt, version)
     parser = trt.OnnxParser(network, logger)
     if plugin_layers:
-        trt_api.set_parser_flags(parser, trt, trt_api.plugin_dispatch(version).parser_flags)
-    trt_api.parse(parser, data, label)
-    found = trt_api.plugin_layer_count(network)
+        api.set_parser_flags(parser, trt, api.plugin_dispatch(version).parser_flags)
+    api.parse(parser, data, label)
+    found = api.plugin_layer_count(network)
     if found != plugin_layers:
         raise BuildError("{}: TensorRT made {} plugin layers of its {} GDN1 nodes (parser order here: {})".format(
-            label, found, plugin_layers, trt_api.plugin_dispatch(version).order))
+            label, found, plugin_layers, api.plugin_dispatch(version).order))
     if network.num_inputs != 1 or network.num_outputs != 1:
         raise BuildError("{}: expected one input and one output, got {} and {}".format(
             label, network.num_inputs, network.num_outputs))
     tensor = network.get_input(0)
     config = builder.create_builder_config()
-    flags = trt_api.configure(config, trt, version, workspace_bytes, version_compatible)
+    flags = api.configure(config, trt, version, workspace_bytes, version_compatible)
     optimization = builder.create_optimization_profile()
     optimization.set_shape(tensor.name, *profile)
     config.add_optimization_profile(optimization)
     if timing_cache:
         _attach_timing_cache(config, timing_cache, log)
     log("building {} (input {}: min {}, opt {}, max {})".format(
-        label, tensor.name, *(targets.shape_text(s) for s in profile)))
+        label, tensor.name, *(api.shape_text(s) for s in profile)))
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise BuildError("TensorRT could not build {} (its log above says why)".format(label))
@@ -165,7 +137,7 @@ def _profile(shapes, static, target, part, N, M):
         return targets.default_profile(target, part, N, M)
     if static is not None and any(shape != static for shape in profile):
         raise BuildError("this export is fixed to {} input {}; the profile must be that shape".format(
-            part, targets.shape_text(static)))
+            part, api.shape_text(static)))
     return profile
 
 
@@ -191,10 +163,10 @@ def build_engine(onnx_path, part, N, M, fingerprint, target="auto", shapes=None,
         for existing in (path, sidecar_path(path)):
             if os.path.lexists(existing):
                 raise OutputExistsError("{} exists (--force replaces it)".format(existing))
-    gpu = _device(device, BuildError)
+    gpu = cuda.device(device, BuildError)
     target = targets.resolve(target, gpu.compute_capability)
     trt = require("tensorrt", "building TensorRT engines")
-    version = trt_api.version_tuple(trt.__version__)
+    version = api.version_tuple(trt.__version__)
     targets.check_tensorrt(target, version)
     data, plugin_layers, static = onnx_for_tensorrt(onnx_path, gdn_mode, version, deconv)
     profile = _profile(shapes, static, target, part, N, M)
@@ -217,8 +189,6 @@ def make_sidecar(part, N, M, fingerprint, gdn_mode, deconv, plugin_sha256, tenso
                  workspace_bytes, onnx_path):
     """What an engine was built from (model, ONNX), with (TensorRT, flags, plugin) and for (GPU, shapes)."""
     return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
         "roi_trt_version": __version__,
         "part": part,
         "N": int(N),
@@ -229,7 +199,7 @@ def make_sidecar(part, N, M, fingerprint, gdn_mode, deconv, plugin_sha256, tenso
         "deconv": deconv,
         "plugin_sha256": plugin_sha256,
         "tensorrt_version": tensorrt_version,
-        "gpu": {"name": gpu.name, "compute_capability": targets.cc_text(gpu.compute_capability),
+        "gpu": {"name": gpu.name, "compute_capability": cuda.cc_text(gpu.compute_capability),
                 "total_memory": gpu.total_memory},
         "target": target,
         "profile": dict({"input": compiled.input, "output": compiled.output},
@@ -238,117 +208,3 @@ def make_sidecar(part, N, M, fingerprint, gdn_mode, deconv, plugin_sha256, tenso
         "workspace_bytes": int(workspace_bytes),
         "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-
-
-def engine_label(sidecars):
-    """How benchmark rows name the TensorRT backend of engines with these sidecars: "tensorrt", with
-    "-plugin" for the GDN1 plugin and "-polyphase" for a decoder in phases, so that engines built both
-    ways and timed in one run (jetson/bench.sh) keep apart."""
-    label = "tensorrt"
-    if any(s.get("gdn") == "plugin" for s in sidecars):
-        label += "-plugin"
-    if any(s.get("part") == "decoder" and s.get("deconv") == "polyphase" for s in sidecars):
-        label += "-polyphase"
-    return label
-
-
-def write_engine(path, data, sidecar, replace=True):
-    """The engine, then its sidecar (with the engine's name and SHA-256), each atomically: a reader that
-    meets the new engine with the old sidecar refuses it on the hash."""
-    sidecar = dict(sidecar, engine=os.path.basename(path), engine_sha256=hashlib.sha256(data).hexdigest())
-    write_bytes_atomic(path, data, replace)
-    write_json_atomic(sidecar_path(path), sidecar)
-    return sidecar
-
-
-def read_sidecar(engine_path):
-    path = sidecar_path(engine_path)
-    if not os.path.isfile(engine_path):
-        raise EngineError("no TensorRT engine {} (build it first)".format(engine_path))
-    try:
-        with open(path, encoding="utf-8") as f:
-            sidecar = json.load(f)
-    except (OSError, IOError):
-        raise EngineError("{} has no sidecar {}: roi-trt loads only engines it built, with the sidecar written "
-                          "beside them (rebuild it)".format(engine_path, os.path.basename(path))) from None
-    except ValueError as exc:
-        raise EngineError("{}: unreadable engine sidecar ({})".format(path, exc)) from None
-    if not isinstance(sidecar, dict):
-        raise EngineError("{}: unreadable engine sidecar (not a JSON object)".format(path))
-    return sidecar
-
-
-def environment(tensorrt_version, gpu, plugin_sha256):
-    """What check_sidecar compares an engine with: this TensorRT, this GPU, the plugin library found here."""
-    return {"tensorrt_version": tensorrt_version, "gpu": gpu.name,
-            "compute_capability": targets.cc_text(gpu.compute_capability), "plugin_sha256": plugin_sha256}
-
-
-def _short(value):
-    return value[:12] + "..." if isinstance(value, str) and len(value) > 16 else value
-
-
-def check_sidecar(sidecar, engine_sha256, expect, environment=None):
-    """Refuse an engine (EngineError naming every difference) unless its sidecar matches the file's
-    SHA-256, the `expect`ed model facts (e.g. fingerprint, N, M, part) and, when given, `environment`."""
-    if sidecar.get("format") != FORMAT or sidecar.get("format_version") != FORMAT_VERSION:
-        raise EngineError("{} is not a roi-trt engine sidecar of format version {}".format(
-            sidecar.get("engine", "this"), FORMAT_VERSION))
-    problems = []
-    if sidecar.get("engine_sha256") != engine_sha256:
-        problems.append("its SHA-256 is {}, the sidecar says {} (the file changed after the build)".format(
-            _short(engine_sha256), _short(sidecar.get("engine_sha256"))))
-    for key in sorted(expect):
-        if sidecar.get(key) != expect[key]:
-            problems.append("{} is {}, expected {}".format(key, _short(sidecar.get(key)), _short(expect[key])))
-    if environment is not None:
-        problems += _environment_problems(sidecar, environment)
-    if problems:
-        raise EngineError("refusing TensorRT engine {}: {}".format(sidecar.get("engine", "?"), "; ".join(problems)))
-
-
-def _environment_problems(sidecar, env):
-    problems = []
-    built, here = sidecar.get("tensorrt_version"), env["tensorrt_version"]
-    compatible = "VERSION_COMPATIBLE" in sidecar.get("builder_flags", ())
-    try:
-        runs = trt_api.engine_runs_on(trt_api.version_tuple(built), trt_api.version_tuple(here), compatible)
-    except ValueError:  # no version recorded
-        runs = False
-    if not runs:
-        problems.append("built with TensorRT {}, this is {}".format(built, here))
-    gpu = sidecar.get("gpu") or {}
-    if gpu.get("compute_capability") != env["compute_capability"]:
-        problems.append("built for compute capability {} ({}), this GPU is {} ({})".format(
-            gpu.get("compute_capability"), gpu.get("name"), env["compute_capability"], env["gpu"]))
-    if sidecar.get("plugin_sha256") != env["plugin_sha256"]:
-        problems.append("built with GDN1 plugin library {}, the one here is {}".format(
-            _short(sidecar.get("plugin_sha256")), _short(env["plugin_sha256"])))
-    return problems
-
-
-def load_engine(engine_path, expect, plugin_path=None, device=0):
-    """Deserialize an engine after check_sidecar accepts it (see the module docstring); -> LoadedEngine.
-
-    `expect`: model facts the sidecar must state, e.g. {"fingerprint": ..., "N": ..., "M": ..., "part": ...}.
-    The caller makes CUDA device `device` current.
-    """
-    sidecar = read_sidecar(engine_path)
-    with open(engine_path, "rb") as f:
-        data = f.read()
-    digest = hashlib.sha256(data).hexdigest()
-    check_sidecar(sidecar, digest, expect)
-    gpu = _device(device, EngineError)
-    library = plugin_loader.locate(plugin_path) if sidecar.get("gdn") == "plugin" else None
-    trt = require("tensorrt", "loading TensorRT engines")
-    check_sidecar(sidecar, digest, expect, environment(trt.__version__, gpu, library and file_sha256(library)))
-    if library:
-        plugin_loader.load_plugin(library)
-    runtime = trt.Runtime(trt_api.logger(trt))
-    if "VERSION_COMPATIBLE" in sidecar.get("builder_flags", ()):
-        runtime.engine_host_code_allowed = True  # its lean runtime is host code: trusted after the checks above
-    engine = runtime.deserialize_cuda_engine(data)
-    if engine is None:
-        raise EngineError("TensorRT {} could not deserialize {} (its log above says why)".format(
-            trt.__version__, engine_path))
-    return LoadedEngine(engine, runtime, sidecar, trt, trt_api.version_tuple(trt.__version__))

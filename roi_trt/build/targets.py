@@ -9,6 +9,8 @@ the codec's default tiles (a 256 MiB working-memory budget gives tiles of at mos
 import collections
 
 from .. import spec
+from ..backends.tensorrt.api import shape_text
+from ..cuda import cc_text
 from ..errors import BuildError
 
 Target = collections.namedtuple("Target", "name compute_capability workspace_bytes tensorrt_majors opt_image max_image")
@@ -22,10 +24,6 @@ TARGETS = {
     "h100": Target("h100", (9, 0), 4096 * MiB, (10, 11), (1, 512, 512), (4, 2048, 2048)),
 }
 NAMES = tuple(sorted(TARGETS)) + ("auto",)
-
-
-def cc_text(compute_capability):
-    return "{}.{}".format(*compute_capability)
 
 
 def resolve(name, compute_capability):
@@ -88,7 +86,3 @@ def check_profile(profile, part, N, M):
         raise BuildError("{} profile must have min <= opt <= max in every dimension, got {}".format(
             part, " / ".join(shape_text(s) for s in profile)))
     return profile
-
-
-def shape_text(shape):
-    return "x".join(str(v) for v in shape)

@@ -6,6 +6,7 @@ import os
 
 import click
 
+from ..bench.privacy import THRESHOLD as REID_THRESHOLD
 from ..imageio import IMAGE_SUFFIXES
 from .options import force_option, progress_option, show_progress
 
@@ -40,7 +41,7 @@ def find_original(decoded_path, originals):
 @click.option("--face-detector", default="mtcnn", show_default=True, help="mtcnn (facenet-pytorch) or dlib.")
 @click.option("--min-confidence", default=0.0, show_default=True, type=click.FloatRange(0),
               help="Ignore detections below this confidence (MTCNN: probability; dlib: SVM margin).")
-@click.option("--threshold", default=0.6, show_default=True, type=click.FloatRange(0, min_open=True),
+@click.option("--threshold", default=REID_THRESHOLD, show_default=True, type=click.FloatRange(0, min_open=True),
               help="dlib embedding distance below which a decoded face still matches its original.")
 @click.option("--max-reidentified", default=0.1, show_default=True, type=click.FloatRange(0, 1),
               help="With --originals: fail (exit 3) when a larger share of the original faces is re-identified.")

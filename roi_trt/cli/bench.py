@@ -3,6 +3,7 @@
 import click
 
 from ..backends import BACKENDS
+from ..bench.privacy import THRESHOLD as REID_THRESHOLD
 from ..imageio import IMAGE_SUFFIXES
 from .options import csv_list, force_option, progress_option, refuse_existing, show_progress
 
@@ -119,7 +120,7 @@ def _check_baselines(baselines, face_detector):
 @click.option("--face-detector", default="mtcnn", show_default=True, help="mtcnn (facenet-pytorch; the paper's) or dlib.")
 @click.option("--reid/--no-reid", default=True, show_default=True,
               help="Measure re-identification of the original's faces with dlib's 128-d embeddings.")
-@click.option("--reid-threshold", default=0.6, show_default=True, type=click.FloatRange(0, min_open=True),
+@click.option("--reid-threshold", default=REID_THRESHOLD, show_default=True, type=click.FloatRange(0, min_open=True),
               help="Embedding distance below which a decoded face still matches its original (dlib's standard).")
 @click.option("--iou", "iou_threshold", default=0.5, show_default=True, type=click.FloatRange(0, 1, min_open=True),
               help="IoU for a detection to match a ground-truth box.")

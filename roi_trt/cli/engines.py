@@ -4,7 +4,7 @@ import os
 
 import click
 
-from ..spec import DECONV_FORMS, TENSORRT_DECONV
+from ..spec import DECONV_FORMS, PARTS, TENSORRT_DECONV
 from .options import force_option, shape_option_value
 
 
@@ -36,11 +36,10 @@ def build(model, target, part, gdn, deconv, shape, min_shape, opt_shape, max_sha
     The engine directory also holds the export's manifest and entropy tables, so it is a MODEL itself:
     `roi-trt encode IMG -m engines/demo-nano`.
     """
+    from ..artifacts import MANIFEST, copy_model_files, directory_lock, read_manifest
     from ..build.engine import build_engine
     from ..build.targets import input_shape
     from ..errors import UsageError
-    from ..fileio import atomic_output
-    from ..manifest import ENTROPY_TABLES, MANIFEST, read_manifest
     from ..optional import require
     from ..store import resolve
 
@@ -49,27 +48,23 @@ def build(model, target, part, gdn, deconv, shape, min_shape, opt_shape, max_sha
     if shape and (min_shape or opt_shape or max_shape):
         raise UsageError("give --shape or --min/--opt/--max, not both")
     output = output or os.path.join("engines", "{}-{}".format(resolved.label, target))
-    if os.path.isfile(os.path.join(output, MANIFEST)) and read_manifest(output)["fingerprint"] != resolved.fingerprint:
-        raise UsageError("{} holds engines of another model: choose another -o".format(output))
-    parts = ("encoder", "decoder") if part == "both" else (part,)
-    for name in parts:
-        shapes = None
-        if shape or min_shape or opt_shape or max_shape:
-            images = (shape,) * 3 if shape else (min_shape, opt_shape, max_shape)
-            if None in images:
-                raise UsageError("--min, --opt and --max go together")
-            shapes = tuple(input_shape(name, image, resolved.N, resolved.M) for image in images)
-        path = build_engine(resolved.onnx_file(name, "tensorrt", trt.__version__), name, resolved.N, resolved.M,
-                            resolved.fingerprint, target=target, shapes=shapes, gdn_mode=gdn, plugin_path=plugin,
-                            out_dir=output, timing_cache=timing_cache, device=device,
-                            version_compatible=version_compatible, replace=force, log=click.echo, deconv=deconv)
-        click.echo("built {}".format(path))
-    for name in (MANIFEST, ENTROPY_TABLES):  # what makes the directory a model of its own
-        with open(os.path.join(resolved.export_dir(), name), "rb") as f:
-            data = f.read()
-        with atomic_output(os.path.join(output, name)) as tmp:
-            with open(tmp, "wb") as f:
-                f.write(data)
+    parts = PARTS if part == "both" else (part,)
+    with directory_lock(output):  # one builder at a time writes an engine directory
+        if os.path.isfile(os.path.join(output, MANIFEST)) and read_manifest(output)["fingerprint"] != resolved.fingerprint:
+            raise UsageError("{} holds engines of another model: choose another -o".format(output))
+        for name in parts:
+            shapes = None
+            if shape or min_shape or opt_shape or max_shape:
+                images = (shape,) * 3 if shape else (min_shape, opt_shape, max_shape)
+                if None in images:
+                    raise UsageError("--min, --opt and --max go together")
+                shapes = tuple(input_shape(name, image, resolved.N, resolved.M) for image in images)
+            path = build_engine(resolved.onnx_file(name, "tensorrt", trt.__version__), name, resolved.N, resolved.M,
+                                resolved.fingerprint, target=target, shapes=shapes, gdn_mode=gdn, plugin_path=plugin,
+                                out_dir=output, timing_cache=timing_cache, device=device,
+                                version_compatible=version_compatible, replace=force, log=click.echo, deconv=deconv)
+            click.echo("built {}".format(path))
+        copy_model_files(resolved.export_dir(), output)
 
 
 @click.command()

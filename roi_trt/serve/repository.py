@@ -21,11 +21,9 @@ knows.
 import json
 import os
 import shutil
-import tempfile
 
+from ..artifacts import MODEL_FILES, STANDARD_OPS, checked_engine, is_repository, mark_repository, replacing_dir, sidecar_path
 from ..errors import ModelError, UsageError
-from ..fileio import default_mode
-from ..manifest import ENTROPY_TABLES, MANIFEST, STANDARD_OPS, file_sha256
 from ..optional import require
 from ..store import resolve
 from .service import DEFAULT_LIMITS, SERVED_MODELS, model_name
@@ -33,8 +31,6 @@ from .triton_model import IMAGE, LATENT, SIZE, STREAM, SYNTHESIZED
 
 DECODE_MODEL = "roi_decode"
 SYNTHESIS_MODES = ("inprocess", "onnxruntime", "tensorrt", "python")
-# Marks a directory this command wrote: only such a directory is ever replaced (with --force).
-MARKER = ".roi-trt-repository"
 _SHIM = "# Written by roi-trt serve repo: the model lives in the installed roi_trt package.\n" \
         "from roi_trt.serve.triton_model import {} as TritonPythonModel  # noqa: F401\n"
 
@@ -113,26 +109,13 @@ def _copy(src, directory, name=None):
 
 def _copy_export(model, directory, decoder_files):
     """The manifest and entropy tables of `model` (+ the decoder files named) into `directory`."""
-    for name in (MANIFEST, ENTROPY_TABLES) + tuple(decoder_files):
+    for name in MODEL_FILES + tuple(decoder_files):
         _copy(os.path.join(model.export_dir(), name), directory)
-
-
-def _decoder_engine(model):
-    """(engine path, its sidecar) of an engine directory's decoder, checked against its hash and model."""
-    from ..build.engine import check_sidecar, read_sidecar
-
-    path = model.engine_path("decoder")
-    sidecar = read_sidecar(path)
-    check_sidecar(sidecar, file_sha256(path), {"fingerprint": model.fingerprint, "N": model.N, "M": model.M,
-                                                "part": "decoder"})
-    return path, sidecar
 
 
 def _copy_decoder_engine(model, directory, name=None):
     """The checked decoder engine of an engine directory and its sidecar into `directory` (as `name`)."""
-    from ..build.engine import sidecar_path
-
-    engine, _ = _decoder_engine(model)
+    engine, _ = checked_engine(model, "decoder")
     _copy(engine, directory, name)
     _copy(sidecar_path(engine), directory, name and sidecar_path(name))
 
@@ -155,7 +138,7 @@ def _check(models, synthesis, max_batch):
         if synthesis == "tensorrt" and model.kind != "engine":
             raise UsageError("{}: --synthesis tensorrt needs an engine directory (roi-trt build)".format(model.label))
         if model.kind == "engine" and synthesis in ("tensorrt", "inprocess"):
-            _, sidecar = _decoder_engine(model)
+            _, sidecar = checked_engine(model, "decoder")
             engine_batch = sidecar["profile"]["max"][0]
             if synthesis == "tensorrt" and max_batch > engine_batch:
                 raise UsageError("{}: its decoder engine takes batches up to {}, not --max-batch {} (rebuild with "
@@ -176,37 +159,19 @@ def write_repository(models, output, synthesis="inprocess", instances=1, max_bat
     if not resolved:
         raise UsageError("name at least one MODEL to serve")
     names = _check(resolved, synthesis, max_batch)
-    if os.path.lexists(output) and not (os.path.isdir(output) and not os.listdir(output)):
+
+    def replaceable(path):
+        if os.path.isdir(path) and not os.listdir(path):
+            return
         if not force:
-            raise UsageError("{} exists (--force replaces a repository this command wrote)".format(output))
-        if not os.path.isfile(os.path.join(output, MARKER)):
-            raise UsageError("{} is not a repository written by roi-trt serve repo: refusing to replace it".format(output))
-    parent = os.path.dirname(os.path.abspath(output))
-    os.makedirs(parent, exist_ok=True)
-    work = tempfile.mkdtemp(prefix=".roi-trt-repo-", dir=parent)
-    try:
+            raise UsageError("{} exists (--force replaces a repository this command wrote)".format(path))
+        if not is_repository(path):
+            raise UsageError("{} is not a repository written by roi-trt serve repo: refusing to replace it".format(path))
+
+    with replacing_dir(output, replaceable) as work:
         _assemble(pb, work, names, synthesis, instances, max_batch, device, queue_delay_us, limits, sink_dir,
                   sink_callback, threads)
-        os.chmod(work, default_mode(directory=True))
-        _replace_dir(work, output)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return output
-
-
-def _replace_dir(new, output):
-    if not os.path.lexists(output):
-        os.rename(new, output)
-        return
-    old = tempfile.mkdtemp(prefix=".roi-trt-old-", dir=os.path.dirname(os.path.abspath(output)))
-    os.rmdir(old)
-    os.rename(output, old)
-    try:
-        os.rename(new, output)
-    except OSError:
-        os.rename(old, output)  # the earlier repository stays as it was
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _assemble(pb, root, names, synthesis, instances, max_batch, device, queue_delay_us, limits, sink_dir,
@@ -243,8 +208,7 @@ def _assemble(pb, root, names, synthesis, instances, max_batch, device, queue_de
                   "max_stream_bytes": limits.max_stream_bytes, "max_pixels": limits.max_pixels,
                   "sink_dir": os.path.abspath(sink_dir) if sink_dir else None, "sink_callback": sink_callback}
     _write_config(decode_dir, decode_config(pb, synthesis, max_batch, instances, device, queue_delay_us, parameters))
-    with open(os.path.join(root, MARKER), "w", encoding="utf-8") as f:
-        f.write("written by roi-trt serve repo\n")
+    mark_repository(root)
 
 
 def _synthesis_model(pb, root, name, model, kind, instances, max_batch, device, queue_delay_us, threads):

@@ -1,12 +1,10 @@
 """The paper's loss: rate + background MSE + ROI terms over head (inverted) and person boxes."""
 
 import math
-from collections import namedtuple
 
 import torch
 
-LossWeights = namedtuple("LossWeights", "rate background hbox vbox")
-PAPER_WEIGHTS = LossWeights(rate=0.04, background=1.0, hbox=0.6, vbox=1.0)
+from ..spec import PAPER_LOSS_WEIGHTS
 
 
 def bits_per_pixel(likelihoods, num_pixels):
@@ -52,7 +50,7 @@ def roi_loss(x, x_hat, boxes, valid, k):
     return per_image.sum() / x.shape[0]
 
 
-def total_loss(x, x_hat, likelihoods, hboxes, hvalid, vboxes, vvalid, weights=PAPER_WEIGHTS):
+def total_loss(x, x_hat, likelihoods, hboxes, hvalid, vboxes, vvalid, weights=PAPER_LOSS_WEIGHTS):
     """-> (loss, dict of components as floats)."""
     B, _, H, W = x.shape
     parts = {

@@ -13,7 +13,8 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..errors import RoiTrtError
 from ..model import RoiAutoencoder
 from .data import RoiDataset, collate
-from .losses import LossWeights, total_loss
+from ..spec import PAPER_LOSS_WEIGHTS, PAPER_TRAINING
+from .losses import total_loss
 
 TrainConfig = namedtuple(
     "TrainConfig",
@@ -26,9 +27,9 @@ LOSS_FIELDS = ("loss", "bpp", "mse", "psnr", "hbox", "vbox", "aux")
 
 def default_config(**overrides):
     base = dict(
-        annotations=None, N=128, M=2, size=512, batch_size=14, epochs=1, max_steps=None, max_minutes=None,
-        lr=1e-4, aux_lr=1e-3, seed=0, device="cpu", resume=None, checkpoint_every=500, workers=0,
-        weights=LossWeights(0.04, 1.0, 0.6, 1.0), flip=False,
+        annotations=None, N=128, M=2, epochs=1, max_steps=None, max_minutes=None, seed=0, device="cpu",
+        resume=None, checkpoint_every=500, workers=0, weights=PAPER_LOSS_WEIGHTS, flip=False,
+        **PAPER_TRAINING._asdict()
     )
     base.update(overrides)
     return TrainConfig(**base)

@@ -46,7 +46,7 @@ def test_an_engine_directory_is_a_model(engine_dir, export_dir):
 def test_engines_are_not_touched_without_a_gpu(engine_dir, photo):
     with pytest.raises(RoiTrtError, match="no CUDA device"):
         open_codec(engine_dir, parts=("encoder",))  # auto picks tensorrt for an engine directory
-    code = "import sys, roi_trt.cli, roi_trt.backends.tensorrt, roi_trt.build.engine; print('tensorrt' in sys.modules)"
+    code = "import sys, roi_trt.cli, roi_trt.backends.tensorrt.runner, roi_trt.build.engine; print('tensorrt' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, universal_newlines=True)
     assert out.stdout.strip() == "False"
 

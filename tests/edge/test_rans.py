@@ -6,7 +6,7 @@ import pytest
 from roi_trt import _rans
 from roi_trt.entropy import decode_symbols, encode_symbols
 from roi_trt.errors import BitstreamError, ModelError, RoiTrtError
-from roi_trt.manifest import EntropyTables
+from roi_trt.artifacts import EntropyTables
 
 
 def random_tables(rng, channels=16, max_len=40):

@@ -59,7 +59,7 @@ def test_a_transposed_decoder_gets_tiles_for_its_column_buffers(export_dir, tmp_
     import onnx
 
     from roi_trt.codec import TRANSPOSED_DECODER_WORK_BYTES
-    from roi_trt.manifest import file_sha256
+    from roi_trt.artifacts import file_sha256
     from roi_trt.onnx_rewrite import transposed_deconv_model
 
     copy = str(tmp_path / "transposed")

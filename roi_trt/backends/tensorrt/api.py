@@ -8,7 +8,7 @@ never numbered: enum values changed between releases (10.16 -> 11.1).
 import collections
 import threading
 
-from ..errors import BackendError, BuildError
+from ...errors import BackendError, BuildError
 
 # -- decisions by version ---------------------------------------------------------------------------
 
@@ -65,6 +65,10 @@ def plugin_dispatch(version):
     if version < (10, 15):
         return Dispatch("registered plugin, then built-in op, then local function", False, ())
     return Dispatch("registered plugin, then built-in op, then local function", False, ("ENABLE_PLUGIN_OVERRIDE",))
+
+
+def shape_text(shape):
+    return "x".join(str(v) for v in shape)
 
 
 def version_compatible_available(version):

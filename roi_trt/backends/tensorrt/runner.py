@@ -1,10 +1,10 @@
 """TensorRT backend: the model's engines (built on this GPU by roi_trt.build), one execution context per
 part, one CUDA stream, pinned host buffers and asynchronous copies.
 
-Engines load through `build.engine.load_engine`, so each is checked against its sidecar (hash, model,
-TensorRT release, GPU, plugin library) before TensorRT deserializes it. Inputs outside an engine's
-optimization profile are refused before anything runs. tensorrt and the CUDA library (pycuda,
-cuda-bindings or libcudart, see roi_trt.cuda) are imported when the backend opens.
+Engines load through `loader.load_engine`, so each is checked against its sidecar (hash, model, TensorRT
+release, GPU, plugin library) before TensorRT deserializes it. Inputs outside an engine's optimization
+profile are refused before anything runs. tensorrt and the CUDA library (pycuda, cuda-bindings or
+libcudart, see roi_trt.cuda) are imported when the backend opens.
 """
 
 import re
@@ -12,16 +12,29 @@ import threading
 
 import numpy as np
 
-from .. import cuda
-from ..build import trt_api
-from ..build.engine import engine_label, load_engine
-from ..build.targets import shape_text
-from ..errors import BackendError
-from .base import PARTS, Backend
+from ... import cuda
+from ...artifacts import model_facts
+from ...errors import BackendError
+from ...spec import PARTS
+from ..base import Backend
+from . import api
+from .loader import load_engine
+
+
+def engine_label(sidecars):
+    """How benchmark rows name the TensorRT backend of engines with these sidecars: "tensorrt", with
+    "-plugin" for the GDN1 plugin and "-polyphase" for a decoder in phases, so that engines built both
+    ways and timed in one run (jetson/bench.sh) keep apart."""
+    label = "tensorrt"
+    if any(s.get("gdn") == "plugin" for s in sidecars):
+        label += "-plugin"
+    if any(s.get("part") == "decoder" and s.get("deconv") == "polyphase" for s in sidecars):
+        label += "-polyphase"
+    return label
 
 
 class _Part(object):
-    """One part's engine (build.engine.LoadedEngine), execution context, I/O names, profile (min, opt,
+    """One part's engine (loader.LoadedEngine), execution context, I/O names, profile (min, opt,
     max NCHW, from the sidecar) and buffers [device in, device out, pinned in, pinned out]."""
 
     def __init__(self, loaded, context, io, profile):
@@ -59,10 +72,10 @@ class TensorRTBackend(Backend):
         return engine_label([handle.loaded.sidecar for handle in self._parts.values()])
 
     def _load(self, part):
-        expect = {"fingerprint": self.model.fingerprint, "N": self.model.N, "M": self.model.M, "part": part}
         with self._cuda.active():
-            loaded = load_engine(self.model.engine_path(part), expect, self._plugin_path, self._index)
-            io = trt_api.engine_io(loaded.engine, loaded.trt, loaded.version)
+            loaded = load_engine(self.model.engine_path(part), model_facts(self.model, part),
+                                 self._plugin_path, self._index)
+            io = api.engine_io(loaded.engine, loaded.trt, loaded.version)
             context = loaded.engine.create_execution_context()
         if context is None:
             raise BackendError("TensorRT could not create an execution context for the {} (out of GPU memory?)".format(
@@ -88,7 +101,7 @@ class TensorRTBackend(Backend):
         if any(s < lo or s > hi for s, lo, hi in zip(shape, low, high)):
             raise BackendError("{} input {} is outside the engine's profile ({} to {}): rebuild the engine with "
                                "shapes that cover it, or process the image in smaller tiles".format(
-                                   part, shape_text(shape), shape_text(low), shape_text(high)))
+                                   part, api.shape_text(shape), api.shape_text(low), api.shape_text(high)))
 
     def _buffer(self, handle, slot, nbytes):
         """The slot's buffer, reallocated when too small (0, 1: device; 2, 3: pinned host)."""
@@ -106,13 +119,13 @@ class TensorRTBackend(Backend):
         self._check_profile(part, array.shape)
         handle = self._parts[part]
         with self._lock, self._cuda.active():
-            out_shape = trt_api.set_input_shape(handle.context, handle.io, array.shape)
+            out_shape = api.set_input_shape(handle.context, handle.io, array.shape)
             n_in, n_out = array.nbytes, int(np.prod(out_shape)) * 4
             device_in, device_out = self._buffer(handle, 0, n_in), self._buffer(handle, 1, n_out)
             host_in, host_out = self._buffer(handle, 2, n_in), self._buffer(handle, 3, n_out)
             host_in.array[:n_in] = array.reshape(-1).view(np.uint8)
             self._cuda.to_device(device_in, host_in, n_in, self._stream)
-            trt_api.execute(handle.context, handle.io, device_in.ptr, device_out.ptr, self._stream.handle)
+            api.execute(handle.context, handle.io, device_in.ptr, device_out.ptr, self._stream.handle)
             self._cuda.to_host(host_out, device_out, n_out, self._stream)
             self._cuda.synchronize(self._stream)
             return host_out.array[:n_out].view(np.float32).reshape(out_shape).copy()

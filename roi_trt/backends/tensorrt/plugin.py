@@ -9,15 +9,15 @@ import collections
 import ctypes
 import os
 
-from ..errors import PluginError
-from ..manifest import file_sha256
-from ..optional import require
-from ..spec import GDN1_OP, GDN1_PLUGIN_NAMESPACE, GDN1_PLUGIN_VERSION
+from ...artifacts import file_sha256
+from ...errors import PluginError
+from ...optional import require
+from ...spec import GDN1_OP, GDN1_PLUGIN_NAMESPACE, GDN1_PLUGIN_VERSION
 
 LIBRARY_NAME = "libroi_trt_gdn1.so"
 ENV_VAR = "ROI_TRT_PLUGIN"
 INIT_FUNCTION = "roiTrtInitPlugins"
-_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 DEFAULT_PATH = os.path.join(_ROOT, "engines", "build", LIBRARY_NAME)
 
 # path: the library loaded; sha256: its digest (engine sidecars record it); creator: TensorRT's creator.
