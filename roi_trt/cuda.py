@@ -35,7 +35,32 @@ def _error(function, code, name, text):
     return BackendError("{}: CUDA error {}, {} ({})".format(function, code, name, text))
 
 
-class BindingsApi(object):
+class _RuntimeCalls(object):
+    """The CUDA runtime calls that look alike through either binding: a name and its arguments."""
+
+    def set_device(self, index):
+        self._call("cudaSetDevice", index)
+
+    def stream_synchronize(self, stream):
+        self._call("cudaStreamSynchronize", stream)
+
+    def stream_destroy(self, stream):
+        self._call("cudaStreamDestroy", stream)
+
+    def free(self, ptr):
+        self._call("cudaFree", ptr)
+
+    def free_host(self, ptr):
+        self._call("cudaFreeHost", ptr)
+
+    def event_record(self, event, stream):
+        self._call("cudaEventRecord", event, stream)
+
+    def event_destroy(self, event):
+        self._call("cudaEventDestroy", event)
+
+
+class BindingsApi(_RuntimeCalls):
     """The CUDA runtime through NVIDIA's cuda-bindings (`cuda.bindings.runtime`; older cuda-python: `cuda.cudart`)."""
 
     library = "cuda-bindings"
@@ -54,7 +79,7 @@ class BindingsApi(object):
         if code:
             raise _error(function, code, self._rt.cudaGetErrorName(code)[1].decode(),
                          self._rt.cudaGetErrorString(code)[1].decode())
-        return result[1] if len(result) > 1 else None
+        return result[1] if len(result) == 2 else (tuple(result[1:]) or None)
 
     def device_count(self):
         return self._call("cudaGetDeviceCount")
@@ -62,33 +87,32 @@ class BindingsApi(object):
     def driver_version(self):
         return self._call("cudaDriverGetVersion")
 
+    def runtime_version(self):
+        return self._call("cudaRuntimeGetVersion")
+
     def properties(self, index):
         prop = self._call("cudaGetDeviceProperties", index)
         return _name(prop.name), (prop.major, prop.minor), int(prop.totalGlobalMem)
 
-    def set_device(self, index):
-        self._call("cudaSetDevice", index)
+    def mem_get_info(self):
+        free, total = self._call("cudaMemGetInfo")
+        return int(free), int(total)
+
+    def event_create(self):
+        return self._call("cudaEventCreate")
+
+    def event_elapsed_ms(self, start, end):
+        self._call("cudaEventSynchronize", end)
+        return float(self._call("cudaEventElapsedTime", start, end))
 
     def stream_create(self):
         return int(self._call("cudaStreamCreate"))
 
-    def stream_synchronize(self, stream):
-        self._call("cudaStreamSynchronize", stream)
-
-    def stream_destroy(self, stream):
-        self._call("cudaStreamDestroy", stream)
-
     def malloc(self, nbytes):
         return int(self._call("cudaMalloc", nbytes))
 
-    def free(self, ptr):
-        self._call("cudaFree", ptr)
-
     def malloc_host(self, nbytes):
         return int(self._call("cudaMallocHost", nbytes))
-
-    def free_host(self, ptr):
-        self._call("cudaFreeHost", ptr)
 
     def memcpy_async(self, dst, src, nbytes, kind, stream):
         self._call("cudaMemcpyAsync", dst, src, nbytes, self._rt.cudaMemcpyKind(kind), stream)
@@ -102,16 +126,23 @@ class _PropertiesPrefix(ctypes.Structure):
                 ("rest", ctypes.c_ubyte * 8192)]
 
 
-class CtypesApi(object):
+class CtypesApi(_RuntimeCalls):
     """The CUDA runtime through ctypes on one libcudart.so (no Python dependency)."""
 
     library = "libcudart"
     _SIGNATURES = {
         "cudaGetDeviceCount": [ctypes.POINTER(ctypes.c_int)],
         "cudaDriverGetVersion": [ctypes.POINTER(ctypes.c_int)],
+        "cudaRuntimeGetVersion": [ctypes.POINTER(ctypes.c_int)],
         "cudaDeviceGetAttribute": [ctypes.POINTER(ctypes.c_int), ctypes.c_int, ctypes.c_int],
         "cudaGetDeviceProperties": [ctypes.POINTER(_PropertiesPrefix), ctypes.c_int],
         "cudaSetDevice": [ctypes.c_int],
+        "cudaMemGetInfo": [ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(ctypes.c_size_t)],
+        "cudaEventCreate": [ctypes.POINTER(ctypes.c_void_p)],
+        "cudaEventRecord": [ctypes.c_void_p, ctypes.c_void_p],
+        "cudaEventSynchronize": [ctypes.c_void_p],
+        "cudaEventElapsedTime": [ctypes.POINTER(ctypes.c_float), ctypes.c_void_p, ctypes.c_void_p],
+        "cudaEventDestroy": [ctypes.c_void_p],
         "cudaStreamCreate": [ctypes.POINTER(ctypes.c_void_p)],
         "cudaStreamSynchronize": [ctypes.c_void_p],
         "cudaStreamDestroy": [ctypes.c_void_p],
@@ -155,35 +186,37 @@ class CtypesApi(object):
     def driver_version(self):
         return self._int_out("cudaDriverGetVersion")
 
+    def runtime_version(self):
+        return self._int_out("cudaRuntimeGetVersion")
+
     def properties(self, index):
         prop = _PropertiesPrefix()
         self._call("cudaGetDeviceProperties", ctypes.byref(prop), index)
         cc = tuple(self._int_out("cudaDeviceGetAttribute", attr, index) for attr in (_ATTR_CC_MAJOR, _ATTR_CC_MINOR))
         return _name(prop.name), cc, int(prop.totalGlobalMem)
 
-    def set_device(self, index):
-        self._call("cudaSetDevice", index)
+    def mem_get_info(self):
+        free, total = ctypes.c_size_t(), ctypes.c_size_t()
+        self._call("cudaMemGetInfo", ctypes.byref(free), ctypes.byref(total))
+        return free.value, total.value
+
+    def event_create(self):
+        return self._pointer_out("cudaEventCreate")
+
+    def event_elapsed_ms(self, start, end):
+        self._call("cudaEventSynchronize", end)
+        ms = ctypes.c_float()
+        self._call("cudaEventElapsedTime", ctypes.byref(ms), start, end)
+        return ms.value
 
     def stream_create(self):
         return self._pointer_out("cudaStreamCreate")
 
-    def stream_synchronize(self, stream):
-        self._call("cudaStreamSynchronize", stream)
-
-    def stream_destroy(self, stream):
-        self._call("cudaStreamDestroy", stream)
-
     def malloc(self, nbytes):
         return self._pointer_out("cudaMalloc", nbytes)
 
-    def free(self, ptr):
-        self._call("cudaFree", ptr)
-
     def malloc_host(self, nbytes):
         return self._pointer_out("cudaMallocHost", nbytes)
-
-    def free_host(self, ptr):
-        self._call("cudaFreeHost", ptr)
 
     def memcpy_async(self, dst, src, nbytes, kind, stream):
         self._call("cudaMemcpyAsync", dst, src, nbytes, kind, stream)
@@ -285,6 +318,23 @@ class CudartRuntime(object):
         self.api.set_device(self.index)  # per thread: the runtime API keeps a current device per thread
         yield
 
+    def memory(self):
+        """(free, total) bytes of the device (call while active)."""
+        return self.api.mem_get_info()
+
+    def event(self):
+        return self.api.event_create()
+
+    def record(self, event, stream):
+        self.api.event_record(event, stream.handle)
+
+    def elapsed_ms(self, start, end):
+        """Milliseconds between two recorded events (waits for the second)."""
+        return self.api.event_elapsed_ms(start, end)
+
+    def destroy_event(self, event):
+        self.api.event_destroy(event)
+
     def stream(self):
         handle = self.api.stream_create()
         return Stream(handle, handle)
@@ -353,6 +403,26 @@ class PycudaRuntime(object):
             native = self._drv.Stream()
         return Stream(native.handle, native)
 
+    def memory(self):
+        with self._errors("asking for free memory"):
+            return self._drv.mem_get_info()
+
+    def event(self):
+        with self._errors("creating an event"):
+            return self._drv.Event()
+
+    def record(self, event, stream):
+        with self._errors("recording an event"):
+            event.record(stream.native)
+
+    def elapsed_ms(self, start, end):
+        with self._errors("timing"):
+            end.synchronize()
+            return start.time_till(end)
+
+    def destroy_event(self, event):
+        pass  # freed with the object
+
     def synchronize(self, stream):
         with self._errors("synchronizing"):
             stream.native.synchronize()
@@ -396,8 +466,22 @@ def device(index, error=BackendError, detection=None):
     return detection.devices[index]
 
 
+def use_device(index, detection=None):
+    """Make CUDA device `index` current on this thread, its context created: TensorRT's builder works on
+    the current device, through a CUDA runtime of its own that sees contexts, not another runtime's choice."""
+    detection = detection or detect()
+    device(index, BackendError, detection)
+    detection.api.set_device(index)
+    detection.api.free(0)  # cudaFree(NULL) creates the device's primary context and makes it current
+
+
 def cc_text(compute_capability):
     return "{}.{}".format(*compute_capability)
+
+
+def version_text(encoded):
+    """CUDA's version numbers (1000 * major + 10 * minor, e.g. 12040) -> '12.4'."""
+    return "{}.{}".format(encoded // 1000, encoded % 1000 // 10) if encoded else ""
 
 
 def open_runtime(index=0, library=None):

@@ -14,7 +14,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from .model import effective_gdn_params
-from .spec import GDN1_DOMAIN, GDN1_INVERSE, GDN1_OP, GDN1_PLUGIN_NAMESPACE, GDN1_PLUGIN_VERSION
+from .onnx_rewrite import gdn1_node
+from .spec import GDN1_DOMAIN, GDN1_INVERSE, GDN1_OP
 
 FUNCTION_IR_VERSION = 8  # model-local functions need IR 8
 
@@ -88,14 +89,11 @@ class _GraphBuilder:
             return self._conv("ConvTranspose", name, module, x, output_padding=list(module.output_padding))
         if isinstance(module, GDN1):
             gamma, beta = effective_gdn_params(module)
-            return self.node(
-                GDN1_OP,
-                [x, self.weight(f"{name}.gamma", gamma.numpy()), self.weight(f"{name}.beta", beta.numpy())],
-                domain=GDN1_DOMAIN,
-                plugin_version=GDN1_PLUGIN_VERSION,
-                plugin_namespace=GDN1_PLUGIN_NAMESPACE,
-                **{GDN1_INVERSE: int(module.inverse)},
-            )
+            self.count += 1
+            out = f"{self.prefix}.{GDN1_OP.lower()}{self.count}"
+            self.nodes.append(gdn1_node(x, self.weight(f"{name}.gamma", gamma.numpy()),
+                                        self.weight(f"{name}.beta", beta.numpy()), out, module.inverse))
+            return out
         if isinstance(module, nn.Sigmoid):
             return self.node("Sigmoid", [x])
         raise TypeError(f"no ONNX mapping for {type(module).__name__}")

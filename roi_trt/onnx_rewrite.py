@@ -22,7 +22,7 @@ import numpy as np
 
 from onnx import helper, numpy_helper
 
-from .spec import DECONV_FORMS, GDN1_DOMAIN, GDN1_INVERSE, GDN1_OP
+from .spec import DECONV_FORMS, GDN1_DOMAIN, GDN1_INVERSE, GDN1_OP, GDN1_PLUGIN_NAMESPACE, GDN1_PLUGIN_VERSION
 
 # IR 7 is the newest TensorRT 8.2's parser and ONNX Runtime 1.10 were built for; local functions need IR 8.
 STANDARD_IR_VERSION = 7
@@ -30,6 +30,14 @@ STANDARD_IR_VERSION = 7
 
 def is_gdn1(node):
     return node.domain == GDN1_DOMAIN and node.op_type == GDN1_OP
+
+
+def gdn1_node(x, gamma, beta, output, inverse):
+    """The GDN1 node: `roi_trt::GDN1(x, gamma, beta)` with its `inverse` attribute and what onnx-tensorrt's
+    plugin lookup reads (plugin_version, plugin_namespace); `output` names its result and the node."""
+    return helper.make_node(GDN1_OP, [x, gamma, beta], [output], name=output, domain=GDN1_DOMAIN,
+                            plugin_version=GDN1_PLUGIN_VERSION, plugin_namespace=GDN1_PLUGIN_NAMESPACE,
+                            **{GDN1_INVERSE: int(inverse)})
 
 
 def _inverse(node):

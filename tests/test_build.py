@@ -90,15 +90,23 @@ def test_engine_runs_on(built, runtime, compatible, runs):
     assert trt_api.engine_runs_on(built, runtime, compatible) == runs
 
 
+def test_activation_memory_is_asked_by_each_releases_name():
+    assert trt_api.device_memory_attribute((8, 2, 1)) == trt_api.device_memory_attribute((10, 0)) == "device_memory_size"
+    assert trt_api.device_memory_attribute((10, 1)) == trt_api.device_memory_attribute((11, 1)) == "device_memory_size_v2"
+
+
 # -- targets ---------------------------------------------------------------------------------------
 
 
-def test_targets_gpus_workspaces_and_tensorrt_majors():
-    nano, a100, h100 = (targets.TARGETS[n] for n in ("nano", "a100", "h100"))
-    assert (nano.compute_capability, a100.compute_capability, h100.compute_capability) == ((5, 3), (8, 0), (9, 0))
-    assert nano.workspace_bytes == 256 << 20 and nano.tensorrt_majors == (8,)
-    assert a100.tensorrt_majors == h100.tensorrt_majors == (10, 11)
-    assert targets.NAMES == ("a100", "h100", "nano", "auto")
+def test_targets_gpus_workspaces_and_tensorrt_releases():
+    t = targets.TARGETS
+    assert targets.NAMES == ("nano", "orin", "a100", "ada", "h100", "blackwell", "generic", "auto")
+    assert [t[n].compute_capabilities for n in ("nano", "orin", "a100", "ada", "h100")] == [
+        ((5, 3),), ((8, 7),), ((8, 0),), ((8, 9),), ((9, 0),)]
+    assert (10, 0) in t["blackwell"].compute_capabilities and (12, 0) in t["blackwell"].compute_capabilities
+    assert t["nano"].workspace_bytes == 256 << 20 and t["nano"].jetson and t["orin"].jetson and not t["h100"].jetson
+    assert targets.tensorrt_text(t["nano"]) == "TensorRT 8.0 to 8.x"
+    assert targets.tensorrt_text(t["orin"]) == "TensorRT 8.6 to 10.x"  # JetPack 6.0 and 6.1/6.2
 
 
 def test_nano_default_profiles_follow_the_model():
@@ -110,32 +118,57 @@ def test_nano_default_profiles_follow_the_model():
     assert profile(nano, "decoder", 256, 1) == Profile((1, 256, 1, 1), (1, 256, 64, 64), (1, 256, 96, 96))
 
 
-def test_server_profiles_allow_batches():
-    profile = targets.default_profile(targets.TARGETS["h100"], "decoder", 256, 2)
-    assert profile.opt == (1, 256, 32, 32) and profile.max == (4, 256, 128, 128)
+@pytest.mark.parametrize("name", ["a100", "ada", "h100", "blackwell"])
+def test_server_profiles_hold_four_1080p_frames_and_are_tuned_for_the_papers(name):
+    """A context reserves activations for the largest input: four 1080p frames (8.4 MP, a 4K frame in tiles),
+    half of the 4 x 2048 x 2048 the servers had before."""
+    profile = targets.default_profile(targets.TARGETS[name], "decoder", 256, 2)
+    assert profile.opt == (1, 256, 32, 32) and profile.max == (4, 256, 68, 120)
+    batch, _, height, width = targets.default_profile(targets.TARGETS[name], "encoder", 256, 2).max
+    assert batch * height * width * 2 <= 4 * 2048 * 2048 and height >= 1080 and width >= 1920
 
 
-def test_auto_target_comes_from_the_compute_capability():
-    assert targets.resolve("auto", (5, 3)).name == "nano"
-    assert targets.resolve("auto", (9, 0)).name == "h100"
-    with pytest.raises(BuildError, match="no build target for compute capability 8.6"):
-        targets.resolve("auto", (8, 6))
+@pytest.mark.parametrize("cc, name, why", [
+    ((5, 3), "nano", "compute capability 5.3 is target nano"),
+    ((8, 7), "orin", "is target orin"),
+    ((9, 0), "h100", "is target h100"),
+    ((12, 0), "blackwell", "is target blackwell"),
+    ((8, 6), "ada", "8.6 has no target of its own: using ada, the nearest of its generation (8.9)"),
+    ((9, 1), "h100", "the nearest of its generation (9.0)"),
+    ((10, 1), "blackwell", "the nearest of its generation (10.0)"),
+    ((7, 5), "generic", "warning: compute capability 7.5 has no tested target: a generic FP32 build"),
+    ((7, 2), "generic", "7.2 has no tested target"),  # Jetson Xavier: not an Orin, not a server GPU
+    ((6, 1), "generic", "--target chooses another"),
+])
+def test_auto_maps_every_compute_capability_to_a_target_and_says_why(cc, name, why):
+    target, reason = targets.resolve("auto", cc)
+    assert target.name == name and why in reason and "\n" not in reason
+
+
+def test_jetson_targets_are_never_the_nearest_of_a_discrete_gpu():
+    assert targets.auto((8, 8))[0].name == "ada"  # not orin (8.7), an integrated GPU
+    assert targets.auto((5, 2))[0].name == "generic"  # a Maxwell desktop GPU is no Jetson Nano
 
 
 def test_a_named_target_must_be_the_gpu_at_hand():
-    assert targets.resolve("a100", (8, 0)).name == "a100"
+    assert targets.resolve("a100", (8, 0)) == (targets.TARGETS["a100"], None)
+    assert targets.resolve("generic", (7, 5))[0].name == "generic"
     with pytest.raises(BuildError, match="target nano is compute capability 5.3, this GPU is 8.0"):
         targets.resolve("nano", (8, 0))
-    with pytest.raises(BuildError, match="unknown target 'orin'"):
-        targets.resolve("orin", (8, 7))
+    with pytest.raises(BuildError, match="unknown target 'xavier'"):
+        targets.resolve("xavier", (7, 2))
 
 
-def test_tensorrt_majors_are_checked_per_target():
+def test_tensorrt_releases_are_checked_per_target():
     targets.check_tensorrt(targets.TARGETS["nano"], (8, 2, 1))
-    with pytest.raises(BuildError, match="target nano supports TensorRT 8.x, this is 10.3.0"):
+    targets.check_tensorrt(targets.TARGETS["h100"], (8, 5, 3, 1))  # the release an offline H200 kit brings
+    targets.check_tensorrt(targets.TARGETS["orin"], (10, 3, 0))
+    with pytest.raises(BuildError, match="target nano supports TensorRT 8.0 to 8.x, this is 10.3.0"):
         targets.check_tensorrt(targets.TARGETS["nano"], (10, 3, 0))
-    with pytest.raises(BuildError, match="10.x/11.x, this is 8.6.1"):
-        targets.check_tensorrt(targets.TARGETS["a100"], (8, 6, 1))
+    with pytest.raises(BuildError, match="target h100 supports TensorRT 8.5 to 11.x, this is 8.4.3"):
+        targets.check_tensorrt(targets.TARGETS["h100"], (8, 4, 3))
+    with pytest.raises(BuildError, match="target blackwell supports TensorRT 10.8 to 11.x, this is 10.7.0"):
+        targets.check_tensorrt(targets.TARGETS["blackwell"], (10, 7, 0))
 
 
 @pytest.mark.parametrize("profile, part, message", [
@@ -243,7 +276,7 @@ def write_fake_engine(tmp_path, export_dir, gdn="plugin", flags=("DIRECT_IO",), 
                                Profile((1, 128, 1, 1), (1, 128, 32, 32), (1, 128, 48, 48)))
     sidecar = engine.make_sidecar("decoder", 128, 2, FINGERPRINT, gdn, "convtranspose",
                                   PLUGIN_SHA if gdn == "plugin" else None, "10.7.0.23", GPU, "h100", compiled, 4 << 30,
-                                  os.path.join(export_dir, "decoder.onnx"))
+                                  os.path.join(export_dir, "decoder.onnx"), 300 << 20)
     path = str(tmp_path / artifacts.engine_file_name("decoder", gdn))
     return path, artifacts.write_engine(path, data, sidecar)
 
@@ -266,7 +299,7 @@ def test_engines_built_differently_keep_apart_in_benchmark_rows(export_dir):
 
     def sidecar(part, gdn, deconv):
         return engine.make_sidecar(part, 128, 2, FINGERPRINT, gdn, deconv, None, "10.7.0.23", GPU, "h100", compiled,
-                                   4 << 30, os.path.join(export_dir, part + ".onnx"))
+                                   4 << 30, os.path.join(export_dir, part + ".onnx"), 0)
 
     def label(gdn, deconv):
         return engine_label([sidecar("encoder", gdn, deconv), sidecar("decoder", gdn, deconv)])
@@ -294,6 +327,7 @@ def test_sidecar_round_trip(tmp_path, export_dir):
     assert sidecar["onnx"] == {"file": "decoder.onnx", "sha256": read_manifest(export_dir)["sha256"]["decoder.onnx"]}
     assert (sidecar["part"], sidecar["N"], sidecar["M"], sidecar["fingerprint"]) == ("decoder", 128, 2, FINGERPRINT)
     assert sidecar["tensorrt_version"] == "10.7.0.23" and sidecar["roi_trt_version"]
+    assert sidecar["activation_bytes"] == 300 << 20 and sidecar["workspace_bytes"] == 4 << 30
     check_sidecar(sidecar, sidecar["engine_sha256"], EXPECT, here())
 
 

@@ -82,7 +82,7 @@ def _engine_dir(tmp_path, max_batch=4, tamper=False):
     compiled = namedtuple("Compiled", "input output profile flags")(
         "latent_hat", "image", ((1, 128, 1, 1), (1, 128, 32, 32), (max_batch, 128, 128, 128)), ("TF32",))
     sidecar = make_sidecar("decoder", 128, 2, model.fingerprint, "inline", "convtranspose", None, "10.9.0", gpu, "h100", compiled,
-                           4 << 30, os.path.join(DEMO_EXPORT, "decoder.onnx"))
+                           4 << 30, os.path.join(DEMO_EXPORT, "decoder.onnx"), 1 << 30)
     path = str(out / "decoder.inline.engine")
     write_engine(path, b"serialized engine bytes", sidecar)
     if tamper:

@@ -31,6 +31,8 @@ def test_tensorrt_rtx_has_tensorrt_11s_builder_api():
     assert all(hasattr(trt.BuilderFlag, name) for name in trt_api.cleared_flag_names(TRT11))
     assert trt_api.workspace_setting(TRT11) == "memory_pool_limit" and hasattr(trt.MemoryPoolType, "WORKSPACE")
     assert all(hasattr(trt.OnnxParserFlag, name) for name in trt_api.plugin_dispatch(TRT11).parser_flags)
+    assert hasattr(trt.ICudaEngine, trt_api.device_memory_attribute(TRT11))  # what the sidecar records
+    assert not hasattr(trt.ICudaEngine, "device_memory_size")  # gone in 11
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +95,7 @@ def test_fp32_engines_build_and_carry_a_sidecar(export, tmp_path, part, deconv, 
 
     gpu = Device(0, "ahead of time", (8, 0), 0)
     sidecar = engine.make_sidecar(part, manifest["N"], manifest["M"], manifest["fingerprint"], "inline", deconv,
-                                  None, trt.__version__, gpu, "a100", compiled, WORKSPACE, path)
+                                  None, trt.__version__, gpu, "a100", compiled, WORKSPACE, path, 0)
     assert sidecar["deconv"] == deconv
     out = str(tmp_path / artifacts.engine_file_name(part, "inline"))
     artifacts.write_engine(out, compiled.serialized, sidecar)

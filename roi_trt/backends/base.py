@@ -6,11 +6,20 @@ decoder), checks its inputs before running them (so one bad image fails alone an
 is closed with `close()` or a `with` block. `frames` is how many frames the caller could transform at
 once (a batch pipeline); a backend that runs several side by side faster than one after another says how
 many in `frames` (ONNX Runtime on CPU), the others keep 1.
+
+One lifecycle for all: `close()` may be called while runs are in flight in other threads (a pipeline that
+gave up waiting for its workers): it refuses new runs at once and releases the runtime only after the
+runs in flight have returned, so nothing is freed under them. Whatever a run raises (a runtime's own
+exception types, out of memory) becomes a BackendError of that input, which a batch reports for that file
+and goes on.
 """
+
+import contextlib
+import threading
 
 import numpy as np
 
-from ..errors import BackendError
+from ..errors import BackendError, RoiTrtError
 from ..spec import PARTS
 
 
@@ -26,6 +35,7 @@ class Backend(object):
     frames = 1  # transforms to run side by side, each from its own thread
 
     def __init__(self, model, parts=PARTS, threads=None, device=None, frames=1):
+        self._lifecycle, self._running = threading.Condition(), 0
         unknown = [p for p in parts if p not in PARTS]
         if unknown or not parts:
             raise BackendError("parts must be among {}, got {}".format(", ".join(PARTS), ", ".join(parts) or "none"))
@@ -57,10 +67,21 @@ class Backend(object):
     def _release(self, handle):
         """Free what `_load` made; the default drops the reference."""
 
-    def close(self):
+    def _close_runtime(self):
+        """Release every part (`_release`); backends that hold more (a stream, a device) add to it."""
         for handle in self._parts.values():
             self._release(handle)
-        self._parts, self.closed = {}, True
+        self._parts = {}
+
+    def close(self):
+        """Refuse new runs, wait for those in flight, then release the runtime (safe from any thread, twice)."""
+        with self._lifecycle:
+            if self.closed:
+                return
+            self.closed = True
+            while self._running:
+                self._lifecycle.wait()
+        self._close_runtime()
 
     def __enter__(self):
         return self
@@ -85,9 +106,7 @@ class Backend(object):
         return shape[0], shape[1] // d, shape[2] // d
 
     def _checked(self, part, array, channels):
-        if self.closed:
-            raise BackendError("this {} backend is closed".format(self.name))
-        if part not in self._parts:
+        if part not in self.parts:
             raise BackendError("this {} backend was opened without the {} (parts: {})".format(
                 self.name, part, ", ".join(self.parts)))
         if not isinstance(array, np.ndarray) or array.dtype != np.float32:
@@ -106,4 +125,30 @@ class Backend(object):
             raise BackendError(
                 "this model is fixed to {} input {}x{}x{} (batch x height x width), got {}x{}x{}: "
                 "resize with --size or export without --fixed-shape".format(part, *(tuple(fixed) + (batch, height, width))))
-        return self._run(part, np.ascontiguousarray(array))
+        return self._guarded(part, np.ascontiguousarray(array))
+
+    @contextlib.contextmanager
+    def in_flight(self, part):
+        """A block that uses the runtime: counted as in flight (`close` waits for it), refused once closed,
+        and whatever the runtime raises of its own types (RuntimeError, TypeError, MemoryError, ...) becomes a
+        BackendError of this input."""
+        with self._lifecycle:
+            if self.closed:
+                raise BackendError("this {} backend is closed".format(self.name))
+            self._running += 1
+        try:
+            yield
+        except RoiTrtError:
+            raise
+        except Exception as exc:
+            message = str(exc).strip().splitlines()
+            raise BackendError("{} failed on the {}: {}".format(
+                self.name, part, message[0] if message else type(exc).__name__)) from exc
+        finally:
+            with self._lifecycle:
+                self._running -= 1
+                self._lifecycle.notify_all()
+
+    def _guarded(self, part, array):
+        with self.in_flight(part):
+            return self._run(part, array)

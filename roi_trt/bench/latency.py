@@ -114,8 +114,16 @@ def write_csv(path, rows, env, complete, replace=True):
 
 
 def read_csv(path):
-    return read_rows(path, "latency", ("device", "method", "config", "backend", "stage", "mean_s", "std_s", "min_s"),
+    """The latency rows of a results CSV: all of `bench latency`'s; of a self-test's (roi_trt.selftest), the
+    end-to-end encode and decode rows, which follow the same protocol (its checks and engine-only timings
+    have no counterpart in the paper's tables)."""
+    rows = read_rows(path, "latency", ("device", "method", "config", "backend", "stage", "mean_s", "std_s", "min_s"),
                      ("mean_s", "std_s", "min_s", "median_s", "p95_s", "bpp_mean", "bpp_std"))
+    rows = [r for r in rows if r.get("check") in (None, "", "end-to-end")]
+    if not rows:
+        raise RoiTrtError("{}: no encode or decode latency rows (a self-test that stopped before the GPU part "
+                          "has none)".format(path))
+    return rows
 
 
 def build_methods(models, backends, codecs, qualities, threads=None, device=None, baselines=(), face_detector="mtcnn"):

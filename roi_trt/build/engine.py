@@ -12,7 +12,7 @@ import time
 
 from .. import __version__, cuda
 from ..artifacts import GDN_MODES, engine_file_name, file_sha256, sidecar_path, write_engine
-from ..backends.tensorrt import api
+from ..backends.tensorrt import api, import_tensorrt
 from ..backends.tensorrt import plugin as plugin_loader
 from ..errors import BuildError, OutputExistsError
 from ..fileio import write_bytes_atomic
@@ -164,8 +164,11 @@ def build_engine(onnx_path, part, N, M, fingerprint, target="auto", shapes=None,
             if os.path.lexists(existing):
                 raise OutputExistsError("{} exists (--force replaces it)".format(existing))
     gpu = cuda.device(device, BuildError)
-    target = targets.resolve(target, gpu.compute_capability)
-    trt = require("tensorrt", "building TensorRT engines")
+    target, why = targets.resolve(target, gpu.compute_capability)
+    if why:
+        log(why)
+    cuda.use_device(gpu.index)  # before the builder exists: it builds on the thread's current device
+    trt = import_tensorrt("building TensorRT engines")
     version = api.version_tuple(trt.__version__)
     targets.check_tensorrt(target, version)
     data, plugin_layers, static = onnx_for_tensorrt(onnx_path, gdn_mode, version, deconv)
@@ -175,19 +178,31 @@ def build_engine(onnx_path, part, N, M, fingerprint, target="auto", shapes=None,
         timing_cache = default_timing_cache(trt.__version__, gpu)
     compiled = compile_network(trt, version, data, "{} ({})".format(os.path.basename(onnx_path), part), profile,
                                target.workspace_bytes, plugin_layers, timing_cache, version_compatible, log)
+    activations = activation_bytes(trt, version, compiled.serialized)
     sidecar = make_sidecar(part, N, M, fingerprint, gdn_mode, deconv, plugin and plugin.sha256, trt.__version__, gpu,
-                           target.name, compiled, target.workspace_bytes, onnx_path)
+                           target.name, compiled, target.workspace_bytes, onnx_path, activations)
     write_engine(path, compiled.serialized, sidecar, replace)
-    log("wrote {} ({:.1f} MB) and its sidecar".format(path, len(compiled.serialized) / 1e6))
+    log("wrote {} ({:.1f} MB; an execution context reserves {:.0f} MiB for activations) and its sidecar".format(
+        path, len(compiled.serialized) / 1e6, activations / 2.0 ** 20))
     return path
+
+
+def activation_bytes(trt, version, serialized):
+    """Device memory an execution context of this engine reserves (for its profile's largest input), as
+    TensorRT itself reports it; the engine is deserialized here, on the GPU that built it, to ask."""
+    engine = trt.Runtime(api.logger(trt)).deserialize_cuda_engine(serialized)
+    if engine is None:
+        raise BuildError("TensorRT could not deserialize the engine it just built (its log above says why)")
+    return api.device_memory_bytes(engine, version)
 
 
 # -- sidecars ----------------------------------------------------------------------------------------
 
 
 def make_sidecar(part, N, M, fingerprint, gdn_mode, deconv, plugin_sha256, tensorrt_version, gpu, target, compiled,
-                 workspace_bytes, onnx_path):
-    """What an engine was built from (model, ONNX), with (TensorRT, flags, plugin) and for (GPU, shapes)."""
+                 workspace_bytes, onnx_path, activation_bytes):
+    """What an engine was built from (model, ONNX), with (TensorRT, flags, plugin) and for (GPU, shapes, the
+    activation memory each execution context reserves)."""
     return {
         "roi_trt_version": __version__,
         "part": part,
@@ -206,5 +221,6 @@ def make_sidecar(part, N, M, fingerprint, gdn_mode, deconv, plugin_sha256, tenso
                         **{key: list(shape) for key, shape in zip(targets.Profile._fields, compiled.profile)}),
         "builder_flags": list(compiled.flags),
         "workspace_bytes": int(workspace_bytes),
+        "activation_bytes": int(activation_bytes),
         "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

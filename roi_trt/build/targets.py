@@ -1,9 +1,13 @@
-"""Build targets: the GPU an engine is built on and for (engines are not portable), its TensorRT
-releases, workspace limit and default optimization profiles.
+"""Build targets: the GPU an engine is built on and for (engines are not portable), the TensorRT releases
+it supports, its workspace limit and default optimization profiles.
 
 Profiles are given for the image; the decoder's follow from them (latent = image / downsampling, N
-channels). The smallest input is one latent unit, so the codec's edge tiles fit; the largest covers
-the codec's default tiles (a 256 MiB working-memory budget gives tiles of at most 720 pixels).
+channels). The smallest input is one latent unit, so every edge tile fits. The largest decides what an
+execution context reserves for activations (TensorRT plans them for the profile's largest input; the
+sidecar records TensorRT's own figure), so each target's is sized for the frames it serves: a Jetson one
+camera frame (larger ones run in tiles), a server a batch of four 1080p frames (a 4K frame as tiles) -
+half of what a 4 x 2048 x 2048 profile reserved. TensorRT tunes its kernels for `opt`: the paper's
+512 x 512 frames, so engines time Tab. II/III's protocol at their best.
 """
 
 import collections
@@ -13,43 +17,87 @@ from ..backends.tensorrt.api import shape_text
 from ..cuda import cc_text
 from ..errors import BuildError
 
-Target = collections.namedtuple("Target", "name compute_capability workspace_bytes tensorrt_majors opt_image max_image")
+# compute_capabilities: the GPUs it is for; jetson: an integrated GPU sharing the host's memory, chosen by
+# `auto` only for exactly its own compute capabilities; tensorrt: (oldest release, newest major) supported
+Target = collections.namedtuple("Target", "name compute_capabilities jetson tensorrt workspace_bytes opt_image max_image")
 Profile = collections.namedtuple("Profile", "min opt max")  # NCHW shapes of the engine's input
 
 MiB = 1 << 20
-TARGETS = {
-    # Jetson Nano: Maxwell sm_53, 4 GB shared by CPU and GPU, JetPack 4.6.x (TensorRT 8.0.1 / 8.2.1)
-    "nano": Target("nano", (5, 3), 256 * MiB, (8,), (1, 512, 512), (1, 768, 768)),
-    "a100": Target("a100", (8, 0), 4096 * MiB, (10, 11), (1, 512, 512), (4, 2048, 2048)),
-    "h100": Target("h100", (9, 0), 4096 * MiB, (10, 11), (1, 512, 512), (4, 2048, 2048)),
-}
-NAMES = tuple(sorted(TARGETS)) + ("auto",)
+_PAPER_FRAME = (1, 512, 512)
+_SERVER_MAX = (4, 1088, 1920)
+TARGETS = collections.OrderedDict((t.name, t) for t in (
+    # Jetson Nano: Maxwell, 4 GB shared by CPU and GPU, JetPack 4.6.x (TensorRT 8.0.1 / 8.2.1)
+    Target("nano", ((5, 3),), True, ((8, 0), 8), 256 * MiB, _PAPER_FRAME, (1, 768, 768)),
+    # Jetson Orin (AGX, NX, Nano; 8-64 GB shared): JetPack 6.0 (TensorRT 8.6) and 6.1/6.2 (TensorRT 10.3)
+    Target("orin", ((8, 7),), True, ((8, 6), 10), 1024 * MiB, _PAPER_FRAME, (1, 1088, 1920)),
+    Target("a100", ((8, 0),), False, ((8, 0), 11), 4096 * MiB, _PAPER_FRAME, _SERVER_MAX),
+    # Ada: L4, L40, RTX 4090 (TensorRT supports it from 8.5)
+    Target("ada", ((8, 9),), False, ((8, 5), 11), 4096 * MiB, _PAPER_FRAME, _SERVER_MAX),
+    Target("h100", ((9, 0),), False, ((8, 5), 11), 4096 * MiB, _PAPER_FRAME, _SERVER_MAX),
+    # Blackwell: B200/GB200 (10.0), B300 (10.3), RTX 50 and RTX PRO (12.0), GB10 (12.1); TensorRT from 10.8
+    Target("blackwell", ((10, 0), (10, 3), (12, 0), (12, 1)), False, ((10, 8), 11), 4096 * MiB, _PAPER_FRAME,
+           _SERVER_MAX),
+))
+# Any other GPU: an FP32 build with moderate settings, never a refusal.
+GENERIC = Target("generic", (), False, ((8, 0), 11), 1024 * MiB, _PAPER_FRAME, (1, 1088, 1920))
+NAMES = tuple(TARGETS) + (GENERIC.name, "auto")
+
+
+def _describe(target):
+    return "{} ({})".format(target.name, ", ".join(cc_text(cc) for cc in target.compute_capabilities) or "any GPU")
+
+
+def auto(compute_capability):
+    """-> (target, why): the target of a GPU's compute capability: its own, else the discrete-GPU target
+    of the same major with the nearest minor, else the generic one."""
+    cc = tuple(compute_capability)
+    for target in TARGETS.values():
+        if cc in target.compute_capabilities:
+            return target, "compute capability {} is target {}".format(cc_text(cc), target.name)
+    near = [(abs(other[1] - cc[1]), other, t) for t in TARGETS.values() if not t.jetson
+            for other in t.compute_capabilities if other[0] == cc[0]]
+    if near:
+        _, other, target = min(near)
+        return target, "compute capability {} has no target of its own: using {}, the nearest of its generation " \
+                       "({})".format(cc_text(cc), target.name, cc_text(other))
+    return GENERIC, "warning: compute capability {} has no tested target: a generic FP32 build (workspace {} MiB, " \
+                    "profile up to {}); --target chooses another".format(
+                        cc_text(cc), GENERIC.workspace_bytes // MiB, shape_text(GENERIC.max_image))
 
 
 def resolve(name, compute_capability):
-    """The target `name` for the GPU at hand (compute capability (major, minor)); `auto` picks by it."""
+    """-> (target, why or None) for the GPU at hand (compute capability (major, minor)): `auto` picks by it
+    (see `auto`); a named target must be that kind of GPU (engines run only where they were built)."""
     if name == "auto":
-        for target in TARGETS.values():
-            if target.compute_capability == tuple(compute_capability):
-                return target
-        known = ", ".join("{} {}".format(t.name, cc_text(t.compute_capability)) for t in TARGETS.values())
-        raise BuildError("no build target for compute capability {} (known: {})".format(
-            cc_text(compute_capability), known))
+        return auto(compute_capability)
+    if name == GENERIC.name:
+        return GENERIC, None
     if name not in TARGETS:
         raise BuildError("unknown target {!r} (choose from {})".format(name, ", ".join(NAMES)))
     target = TARGETS[name]
-    if target.compute_capability != tuple(compute_capability):
+    if tuple(compute_capability) not in target.compute_capabilities:
         raise BuildError("target {} is compute capability {}, this GPU is {}: engines run only on the kind of GPU "
-                         "they were built on, so build on the target itself".format(
-                             name, cc_text(target.compute_capability), cc_text(compute_capability)))
-    return target
+                         "they were built on, so build on the target itself (or --target auto)".format(
+                             name, "/".join(cc_text(cc) for cc in target.compute_capabilities),
+                             cc_text(compute_capability)))
+    return target, None
+
+
+def tensorrt_text(target):
+    oldest, newest_major = target.tensorrt
+    return "TensorRT {} to {}.x".format(".".join(str(v) for v in oldest), newest_major)
+
+
+def supports_tensorrt(target, version):
+    oldest, newest_major = target.tensorrt
+    return tuple(version[:len(oldest)]) >= oldest and version[0] <= newest_major
 
 
 def check_tensorrt(target, version):
-    """Refuse TensorRT majors the target is not made for (the Nano cannot leave 8.x; servers use 10/11)."""
-    if version[0] not in target.tensorrt_majors:
-        raise BuildError("target {} supports TensorRT {}, this is {}".format(
-            target.name, "/".join("{}.x".format(m) for m in target.tensorrt_majors), ".".join(str(v) for v in version)))
+    """Refuse TensorRT releases the target cannot use (the Nano cannot leave 8.x; Blackwell needs 10.8)."""
+    if not supports_tensorrt(target, version):
+        raise BuildError("target {} supports {}, this is {}".format(
+            target.name, tensorrt_text(target), ".".join(str(v) for v in version)))
 
 
 def input_shape(part, image, N, M):

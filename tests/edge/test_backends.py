@@ -81,6 +81,45 @@ def test_close_releases_the_parts(name, image):
 
 
 @pytest.mark.parametrize("name", BACKENDS)
+def test_close_during_a_run_waits_for_it_and_refuses_new_runs(name, photo):
+    """A pipeline that gave up on a worker closes the backend under it: the run in flight finishes on what
+    it was given (nothing is freed under it) before close returns, and later runs are refused."""
+    import threading
+    import time
+
+    backend = opened(name)
+    large = pad_to_multiple(to_nchw(photo), 16)  # about a second of analysis on a CPU
+    done = {}
+    worker = threading.Thread(target=lambda: done.setdefault("latent", backend.analysis(large)))
+    worker.start()
+    deadline = time.monotonic() + 30
+    while backend._running == 0 and worker.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    backend.close()
+    assert done["latent"].shape == (1, 128, 64, 64)  # finished before close returned
+    worker.join()
+    with pytest.raises(BackendError, match="closed"):
+        backend.analysis(large)
+    backend.close()  # twice is fine
+
+
+def test_any_runtime_failure_is_that_inputs_error(image):
+    """What a runtime raises of its own types (TensorRT's RuntimeError, cuda-python's TypeError, out of memory)
+    becomes a BackendError of that input, so a batch reports the file and goes on; the backend stays usable."""
+    pytest.importorskip("torch")
+    with opened("torch") as backend:
+        def fault(module, inputs, output):
+            raise RuntimeError("CUDA error: an illegal memory access was encountered\nmore detail")
+
+        hook = backend._parts["encoder"].register_forward_hook(fault)
+        with pytest.raises(BackendError, match="^torch failed on the encoder: CUDA error: an illegal memory access "
+                                               "was encountered$"):
+            backend.analysis(image)
+        hook.remove()
+        assert backend.analysis(image).shape == (1, 128, 6, 8) and backend._running == 0
+
+
+@pytest.mark.parametrize("name", BACKENDS)
 def test_frames_side_by_side_agree_with_one_at_a_time(name, image, reference):
     """A batch opens the backend for several frames at once and calls it from that many threads."""
     from concurrent.futures import ThreadPoolExecutor

@@ -71,6 +71,12 @@ def shape_text(shape):
     return "x".join(str(v) for v in shape)
 
 
+def device_memory_attribute(version):
+    """The engine's report of the device memory a context reserves: `device_memory_size` before 10.1,
+    `device_memory_size_v2` from 10.1 (the old one is gone in 11)."""
+    return "device_memory_size" if version < (10, 1) else "device_memory_size_v2"
+
+
 def version_compatible_available(version):
     """Version-compatible engines (BuilderFlag.VERSION_COMPATIBLE) exist from 8.6."""
     return version >= (8, 6)
@@ -138,6 +144,10 @@ def configure(config, trt, version, workspace_bytes, version_compatible=False):
                 ".".join(str(v) for v in version)))
         config.set_flag(_member(trt.BuilderFlag, "VERSION_COMPATIBLE", "version-compatible engines"))
     return builder_flag_names(config, trt)
+
+
+def device_memory_bytes(engine, version):
+    return int(getattr(engine, device_memory_attribute(version)))
 
 
 def builder_flag_names(config, trt):

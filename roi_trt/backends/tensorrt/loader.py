@@ -9,8 +9,7 @@ import collections
 from ... import cuda
 from ...artifacts import check_sidecar, engine_sha256, file_sha256, read_sidecar, short
 from ...errors import EngineError
-from ...optional import require
-from . import api, plugin
+from . import api, import_tensorrt, plugin
 
 # engine: the ICudaEngine; runtime: the trt.Runtime it came from (kept alive with it); sidecar: its
 # checked sidecar; trt, version: the tensorrt module and its version tuple
@@ -55,7 +54,7 @@ def load_engine(engine_path, expect, plugin_path=None, device=0):
     check_sidecar(sidecar, digest, expect)
     gpu = cuda.device(device, EngineError)
     library = plugin.locate(plugin_path) if sidecar.get("gdn") == "plugin" else None
-    trt = require("tensorrt", "loading TensorRT engines")
+    trt = import_tensorrt("loading TensorRT engines")
     env = environment(trt.__version__, gpu, library and file_sha256(library))
     check_sidecar(sidecar, digest, expect, environment_problems(sidecar, env))
     if library:

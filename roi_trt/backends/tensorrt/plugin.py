@@ -11,8 +11,8 @@ import os
 
 from ...artifacts import file_sha256
 from ...errors import PluginError
-from ...optional import require
 from ...spec import GDN1_OP, GDN1_PLUGIN_NAMESPACE, GDN1_PLUGIN_VERSION
+from . import import_tensorrt
 
 LIBRARY_NAME = "libroi_trt_gdn1.so"
 ENV_VAR = "ROI_TRT_PLUGIN"
@@ -48,7 +48,7 @@ def find_creator(trt):
 
 def load_plugin(path=None):
     """Load the library (see `locate`), register its creator and check that TensorRT finds it: a Plugin."""
-    trt = require("tensorrt", "the GDN1 TensorRT plugin")  # first: the library needs the libnvinfer it loads
+    trt = import_tensorrt("the GDN1 TensorRT plugin")  # first: the library needs the libnvinfer it loads
     path = locate(path)
     try:
         library = ctypes.CDLL(path)

@@ -3,7 +3,8 @@ part, one CUDA stream, pinned host buffers and asynchronous copies.
 
 Engines load through `loader.load_engine`, so each is checked against its sidecar (hash, model, TensorRT
 release, GPU, plugin library) before TensorRT deserializes it. Inputs outside an engine's optimization
-profile are refused before anything runs. tensorrt and the CUDA library (pycuda, cuda-bindings or
+profile are refused before anything runs. Every run synchronizes its stream before it returns or raises,
+so buffers are never reused or freed (Backend.close waits for runs in flight) under a copy or an inference. tensorrt and the CUDA library (pycuda, cuda-bindings or
 libcudart, see roi_trt.cuda) are imported when the backend opens.
 """
 
@@ -31,6 +32,52 @@ def engine_label(sidecars):
     if any(s.get("part") == "decoder" and s.get("deconv") == "polyphase" for s in sidecars):
         label += "-polyphase"
     return label
+
+
+def _infer(runtime, stream, context, io, array, buffer):
+    """One inference of `array` on the stream; `buffer(slot, nbytes)` gives its buffers (0, 1: device in and
+    out; 2, 3: pinned host in and out). The stream is synchronized whatever fails, so nothing queued still
+    writes into buffers that are then reused or freed."""
+    out_shape = api.set_input_shape(context, io, array.shape)
+    n_in, n_out = array.nbytes, int(np.prod(out_shape)) * 4
+    device_in, device_out = buffer(0, n_in), buffer(1, n_out)
+    host_in, host_out = buffer(2, n_in), buffer(3, n_out)
+    host_in.array[:n_in] = array.reshape(-1).view(np.uint8)
+    try:
+        runtime.to_device(device_in, host_in, n_in, stream)
+        api.execute(context, io, device_in.ptr, device_out.ptr, stream.handle)
+        runtime.to_host(host_out, device_out, n_out, stream)
+    finally:
+        runtime.synchronize(stream)
+    return host_out.array[:n_out].view(np.float32).reshape(out_shape).copy()
+
+
+def run_engine(trt, version, serialized, array, device=0):
+    """Deserialize an engine built here and run it once on `array` (float32, within its profile): what checks
+    a layer alone, e.g. the GDN1 plugin in the self-test. Its buffers and stream are freed before it returns."""
+    runtime = cuda.open_runtime(device)
+    buffers = []
+
+    def buffer(slot, nbytes):
+        buffers.append(runtime.device_buffer(nbytes) if slot < 2 else runtime.host_buffer(nbytes))
+        return buffers[-1]
+
+    try:
+        with runtime.active():
+            engine = trt.Runtime(api.logger(trt)).deserialize_cuda_engine(serialized)
+            if engine is None:
+                raise BackendError("TensorRT could not deserialize the engine (its log above says why)")
+            context = engine.create_execution_context()
+            stream = runtime.stream()
+            try:
+                return _infer(runtime, stream, context, api.engine_io(engine, trt, version),
+                              np.ascontiguousarray(array, np.float32), buffer)
+            finally:
+                for allocated in buffers:
+                    runtime.free(allocated)
+                runtime.destroy_stream(stream)
+    finally:
+        runtime.close()
 
 
 class _Part(object):
@@ -84,6 +131,10 @@ class TensorRTBackend(Backend):
         profile = tuple(tuple(shapes[k]) for k in ("min", "opt", "max"))
         return _Part(loaded, context, io, profile)
 
+    def sidecar(self, part):
+        """The checked sidecar of the part's engine (what it was built from, with and for)."""
+        return self._parts[part].loaded.sidecar
+
     def profile(self, part):
         """(min, opt, max) NCHW input shapes the part's engine accepts: larger images need tiles within max."""
         return self._parts[part].profile
@@ -119,16 +170,37 @@ class TensorRTBackend(Backend):
         self._check_profile(part, array.shape)
         handle = self._parts[part]
         with self._lock, self._cuda.active():
+            return _infer(self._cuda, self._stream, handle.context, handle.io, array,
+                          lambda slot, nbytes: self._buffer(handle, slot, nbytes))
+
+    def time_engine(self, part, array, repeats, warmup=3):
+        """Seconds of each of `repeats` runs of the engine alone on `array` (copied to the device once), by
+        CUDA events on its stream: what TensorRT itself takes, without copies or host work."""
+        self._check_profile(part, array.shape)
+        array = np.ascontiguousarray(array, np.float32)
+        with self.in_flight(part), self._lock, self._cuda.active():
+            handle = self._parts[part]
             out_shape = api.set_input_shape(handle.context, handle.io, array.shape)
-            n_in, n_out = array.nbytes, int(np.prod(out_shape)) * 4
-            device_in, device_out = self._buffer(handle, 0, n_in), self._buffer(handle, 1, n_out)
-            host_in, host_out = self._buffer(handle, 2, n_in), self._buffer(handle, 3, n_out)
-            host_in.array[:n_in] = array.reshape(-1).view(np.uint8)
-            self._cuda.to_device(device_in, host_in, n_in, self._stream)
-            api.execute(handle.context, handle.io, device_in.ptr, device_out.ptr, self._stream.handle)
-            self._cuda.to_host(host_out, device_out, n_out, self._stream)
-            self._cuda.synchronize(self._stream)
-            return host_out.array[:n_out].view(np.float32).reshape(out_shape).copy()
+            device_in = self._buffer(handle, 0, array.nbytes)
+            device_out = self._buffer(handle, 1, int(np.prod(out_shape)) * 4)
+            host_in = self._buffer(handle, 2, array.nbytes)
+            host_in.array[:array.nbytes] = array.reshape(-1).view(np.uint8)
+            start, end = self._cuda.event(), self._cuda.event()
+            seconds = []
+            try:
+                self._cuda.to_device(device_in, host_in, array.nbytes, self._stream)
+                for k in range(warmup + repeats):
+                    self._cuda.record(start, self._stream)
+                    api.execute(handle.context, handle.io, device_in.ptr, device_out.ptr, self._stream.handle)
+                    self._cuda.record(end, self._stream)
+                    ms = self._cuda.elapsed_ms(start, end)
+                    if k >= warmup:
+                        seconds.append(ms / 1e3)
+            finally:
+                self._cuda.synchronize(self._stream)
+                for event in (start, end):
+                    self._cuda.destroy_event(event)
+            return seconds
 
     def _release(self, handle):
         for buffer in handle.buffers:
@@ -138,12 +210,9 @@ class TensorRTBackend(Backend):
         handle.context = None  # the context before its engine
         handle.loaded = None
 
-    def close(self):
-        if self.closed:
-            return
-        stream, self._stream = self._stream, None
+    def _close_runtime(self):
+        """After the runs in flight returned (Backend.close): parts, then the stream, on this device."""
         with self._cuda.active():  # TensorRT frees device memory: on this device, in the pycuda context
-            super(TensorRTBackend, self).close()
-            if stream is not None:
-                self._cuda.destroy_stream(stream)
+            super(TensorRTBackend, self)._close_runtime()
+            self._cuda.destroy_stream(self._stream)
         self._cuda.close()
