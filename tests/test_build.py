@@ -106,7 +106,7 @@ def test_targets_gpus_workspaces_and_tensorrt_releases():
     assert (10, 0) in t["blackwell"].compute_capabilities and (12, 0) in t["blackwell"].compute_capabilities
     assert t["nano"].workspace_bytes == 256 << 20 and t["nano"].jetson and t["orin"].jetson and not t["h100"].jetson
     assert targets.tensorrt_text(t["nano"]) == "TensorRT 8.0 to 8.x"
-    assert targets.tensorrt_text(t["orin"]) == "TensorRT 8.6 to 10.x"  # JetPack 6.0 and 6.1/6.2
+    assert targets.tensorrt_text(t["orin"]) == "TensorRT 8.5 to 10.x"  # JetPack 5.1, 6.0 and 6.1/6.2
 
 
 def test_nano_default_profiles_follow_the_model():

@@ -13,12 +13,13 @@ import pytest
 from roi_trt import artifacts, cuda
 from roi_trt.backends.onnxruntime import OnnxRuntimeBackend
 from roi_trt.backends.tensorrt import api as trt_api
+from roi_trt.backends.tensorrt import import_tensorrt
 from roi_trt.backends.tensorrt import loader, plugin
 from roi_trt.backends.tensorrt.runner import TensorRTBackend
 from roi_trt.build import engine, targets
 from roi_trt.build.targets import Profile
 from roi_trt.codec import Codec
-from roi_trt.errors import BackendError, BuildError, EngineError, PluginError
+from roi_trt.errors import BackendError, BuildError, EngineError, PluginError, RoiTrtError
 from roi_trt.imageio import pad_to_multiple, to_nchw
 from roi_trt.store import resolve
 
@@ -27,7 +28,10 @@ pytestmark = pytest.mark.gpu
 DETECTION = cuda.detect()
 if not DETECTION.devices:
     pytest.skip(DETECTION.reason, allow_module_level=True)
-trt = pytest.importorskip("tensorrt", reason="tensorrt is not installed (JetPack ships it; else pip install tensorrt)")
+try:  # the installed tensorrt, or the one $ROI_TRT_TENSORRT_HOME names
+    trt = import_tensorrt("the GPU tests")
+except RoiTrtError as exc:
+    pytest.skip(str(exc), allow_module_level=True)
 
 MODES = ("inline", "plugin")
 
@@ -56,7 +60,7 @@ def profile(part, model):
 def engines(export_dir, tmp_path_factory):
     """mode -> {part: engine path}, built here (a mode whose plugin library is missing: its PluginError)."""
     try:
-        target = targets.resolve("auto", DETECTION.devices[0].compute_capability)
+        target, _ = targets.resolve("auto", DETECTION.devices[0].compute_capability)
         targets.check_tensorrt(target, trt_api.version_tuple(trt.__version__))
     except BuildError as exc:
         pytest.skip("no build target for this GPU and TensorRT: {}".format(exc))
@@ -102,6 +106,7 @@ def test_sidecars_record_the_build(export_dir, engines, mode):
         assert sidecar["tensorrt_version"] == trt.__version__
         assert sidecar["gpu"]["compute_capability"] == "{}.{}".format(*DETECTION.devices[0].compute_capability)
         assert (sidecar["plugin_sha256"] is None) == (mode == "inline")
+        assert 0 < sidecar["activation_bytes"] < DETECTION.devices[0].total_memory  # TensorRT's own figure
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -208,3 +213,25 @@ def test_a_plugin_engine_is_refused_with_another_plugin_library(export_dir, engi
     expect = {"fingerprint": model.fingerprint, "N": model.N, "M": model.M, "part": "encoder"}
     with pytest.raises(EngineError, match="built with GDN1 plugin library"):
         loader.load_engine(model.engine_path("encoder"), expect, plugin_path=other)
+
+
+def test_the_selftest_passes_on_this_gpu(tmp_path):
+    """`roi-trt doctor --selftest --report DIR` end to end: every engine set built, checked and timed."""
+    from roi_trt import selftest
+    from roi_trt.bench.latency import read_csv
+
+    report = str(tmp_path / "report")
+    assert selftest.run("demo", report, repeats=3, log=lambda line: None), open(os.path.join(report, selftest.SUMMARY)).read()
+    rows = read_csv(os.path.join(report, selftest.CSV))
+    assert {r["backend"] for r in rows} >= {"tensorrt", "tensorrt-polyphase"}
+    assert {r["stage"] for r in rows} == {"encode", "decode"} and all(r["gpu_driver"] for r in rows)
+
+
+@pytest.mark.skipif(len(DETECTION.devices) < 2, reason="one CUDA device: --device N needs a second")
+def test_build_and_run_on_the_device_named(export_dir, tmp_path):
+    model = resolve(export_dir)
+    path = engine.build_engine(os.path.join(export_dir, "decoder.onnx"), "decoder", model.N, model.M, model.fingerprint,
+                               shapes=profile("decoder", model), out_dir=str(tmp_path), device=1)
+    assert artifacts.read_sidecar(path)["gpu"]["name"] == DETECTION.devices[1].name
+    with TensorRTBackend(EngineModel(export_dir, {"decoder": path}), parts=("decoder",), device="cuda:1") as backend:
+        assert backend.synthesis(np.zeros((1, model.N, 4, 4), np.float32)).shape == (1, 3, 64, 64)

@@ -28,8 +28,8 @@ _SERVER_MAX = (4, 1088, 1920)
 TARGETS = collections.OrderedDict((t.name, t) for t in (
     # Jetson Nano: Maxwell, 4 GB shared by CPU and GPU, JetPack 4.6.x (TensorRT 8.0.1 / 8.2.1)
     Target("nano", ((5, 3),), True, ((8, 0), 8), 256 * MiB, _PAPER_FRAME, (1, 768, 768)),
-    # Jetson Orin (AGX, NX, Nano; 8-64 GB shared): JetPack 6.0 (TensorRT 8.6) and 6.1/6.2 (TensorRT 10.3)
-    Target("orin", ((8, 7),), True, ((8, 6), 10), 1024 * MiB, _PAPER_FRAME, (1, 1088, 1920)),
+    # Jetson Orin (AGX, NX, Nano; 8-64 GB shared): JetPack 5.1 (TensorRT 8.5), 6.0 (8.6), 6.1/6.2 (10.3)
+    Target("orin", ((8, 7),), True, ((8, 5), 10), 1024 * MiB, _PAPER_FRAME, (1, 1088, 1920)),
     Target("a100", ((8, 0),), False, ((8, 0), 11), 4096 * MiB, _PAPER_FRAME, _SERVER_MAX),
     # Ada: L4, L40, RTX 4090 (TensorRT supports it from 8.5)
     Target("ada", ((8, 9),), False, ((8, 5), 11), 4096 * MiB, _PAPER_FRAME, _SERVER_MAX),
