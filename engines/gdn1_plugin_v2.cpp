@@ -1,8 +1,12 @@
 // GDN1 as a TensorRT 8.x plugin (IPluginV2DynamicExt + IPluginCreator): the Jetson Nano's path.
 // TensorRT 10/11 still load it (deprecated there; gdn1_plugin_v3.cpp is their native glue).
+//
+// The creator is registered under namespace "roi_trt" when the library is loaded (trtexec --plugins, Triton's
+// plugins=, ctypes), again harmlessly from roiTrtInitPlugins, and from TensorRT 8.6 on handed to TensorRT's
+// loadLibrary through getPluginCreators.
 #include "gdn1_plugin_common.h"
 
-#include <new>
+#include <string>
 
 // TensorRT 8.6+ marks the V2 interfaces deprecated; they are still what TensorRT 8.0-8.5 needs.
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
@@ -28,8 +32,9 @@ public:
         {
             return new Gdn1PluginV2(mInverse, mNamespace);
         }
-        catch (std::exception const&)
+        catch (std::exception const& e)
         {
+            gdn1_log_error("cannot create the plugin", e.what());
             return nullptr;
         }
     }
@@ -45,11 +50,12 @@ public:
         return nbInputs == 3 && nbOutputs == 1 && gdn1_supports(inOut[pos].type, inOut[pos].format);
     }
 
-    void configurePlugin(DynamicPluginTensorDesc const* in, int32_t, DynamicPluginTensorDesc const*, int32_t) noexcept
-        override
+    // void here: what it logs, enqueue checks again and fails on
+    void configurePlugin(DynamicPluginTensorDesc const* in, int32_t nbInputs, DynamicPluginTensorDesc const*,
+        int32_t nbOutputs) noexcept override
     {
-        if (char const* error = gdn1_shape_error(in[0].desc.dims, in[1].desc.dims, in[2].desc.dims))
-            gdn1_log_error(error);  // void here: enqueue checks again and fails
+        if (gdn1_counts_ok(nbInputs, nbOutputs))
+            gdn1_shapes_ok(in[0].desc.dims, in[1].desc.dims, in[2].desc.dims);
     }
 
     size_t getWorkspaceSize(PluginTensorDesc const*, int32_t, PluginTensorDesc const*, int32_t) const noexcept override
@@ -122,8 +128,9 @@ private:
         {
             return new Gdn1PluginV2(inverse, mNamespace);
         }
-        catch (std::exception const&)
+        catch (std::exception const& e)
         {
+            gdn1_log_error("cannot create the plugin", e.what());
             return nullptr;
         }
     }
@@ -133,46 +140,36 @@ private:
     PluginFieldCollection const mFieldNames{1, &mField};
 };
 
-#if NV_TENSORRT_MAJOR >= 10
-using RegistryEntry = IPluginCreatorInterface;
-RegistryEntry* findRegistered(IPluginRegistry& registry)
+Gdn1CreatorV2& creator()
 {
-    return registry.getCreator(kGdn1Name, kGdn1Version, kGdn1Namespace);
+    static Gdn1CreatorV2 instance;
+    return instance;
 }
-#else
-using RegistryEntry = IPluginCreator;
-RegistryEntry* findRegistered(IPluginRegistry& registry)
-{
-    return registry.getPluginCreator(kGdn1Name, kGdn1Version, kGdn1Namespace);
-}
-#endif
+
+// At load time: trtexec --plugins (TensorRT 8.x) and Triton's plugins= only dlopen() the library.
+bool const registeredAtLoad = gdn1_register(creator());
 
 }  // namespace
 
-// Registers the creator under namespace "roi_trt" (REGISTER_TENSORRT_PLUGIN would use "", where
-// onnx-tensorrt never finds a creator that reports "roi_trt"). `logger` is an nvinfer1::ILogger* or
-// null. Calling it again is harmless; false if registration failed or another library's GDN1 creator
-// already holds the name.
+// See gdn1_init.
 ROI_TRT_EXPORT bool roiTrtInitPlugins(void* logger) noexcept
 {
-    static Gdn1CreatorV2 creator;
-    if (logger != nullptr)
-        gdn1_logger() = static_cast<ILogger*>(logger);
-    IPluginRegistry* registry = getPluginRegistry();
-    if (registry == nullptr)
-        return false;
-    RegistryEntry& entry = creator;
-    if (RegistryEntry* found = findRegistered(*registry))
-    {
-        if (found != &entry)
-            gdn1_log_error("another library already registered roi_trt::GDN1 version 1");
-        return found == &entry;
-    }
-    return registry->registerCreator(entry, kGdn1Namespace);
+    return gdn1_init(logger, creator());
 }
 
-namespace
+#if ROI_TRT_HAS_LOAD_LIBRARY
+// Entry points of TensorRT's own plugin-library loading (IPluginRegistry::loadLibrary, from 8.6): loadLibrary
+// registers the creators it gets here, after the load-time registration steps back.
+ROI_TRT_EXPORT IPluginCreator* const* getPluginCreators(int32_t& nbCreators) noexcept
 {
-// trtexec --plugins (TensorRT 8.x) only dlopen()s the library, so register at load time too.
-bool const registeredAtLoad = roiTrtInitPlugins(nullptr);
-}  // namespace
+    static IPluginCreator* const creators[] = {&creator()};
+    gdn1_hand_over(creator());
+    nbCreators = 1;
+    return creators;
+}
+
+ROI_TRT_EXPORT void setLoggerFinder(ILoggerFinder* finder) noexcept
+{
+    gdn1_logger_finder() = finder;
+}
+#endif

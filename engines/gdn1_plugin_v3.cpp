@@ -1,5 +1,9 @@
 // GDN1 as a TensorRT 10/11 plugin (IPluginV3 with the V3One core/build/runtime capabilities and
 // IPluginCreatorV3One). Its one field, `inverse`, is also its serialized form.
+//
+// The creator is registered under namespace "roi_trt" when the library is loaded (Triton's TensorRT backend only
+// dlopen()s the libraries named in plugins=, as do trtexec --staticPlugins and ctypes), again harmlessly from
+// roiTrtInitPlugins, and handed to TensorRT's loadLibrary (trtexec --dynamicPlugins) through getCreators.
 #include "gdn1_plugin_common.h"
 
 namespace
@@ -38,8 +42,9 @@ public:
         {
             return new Gdn1PluginV3(mInverse);
         }
-        catch (std::exception const&)
+        catch (std::exception const& e)
         {
+            gdn1_log_error("cannot create the plugin", e.what());
             return nullptr;
         }
     }
@@ -53,15 +58,15 @@ public:
     int32_t configurePlugin(DynamicPluginTensorDesc const* in, int32_t nbInputs, DynamicPluginTensorDesc const*,
         int32_t nbOutputs) noexcept override
     {
-        if (nbInputs != 3 || nbOutputs != 1)
-            return -1;
-        return failed(gdn1_shape_error(in[0].desc.dims, in[1].desc.dims, in[2].desc.dims));
+        return gdn1_counts_ok(nbInputs, nbOutputs) && gdn1_shapes_ok(in[0].desc.dims, in[1].desc.dims, in[2].desc.dims)
+            ? 0
+            : -1;
     }
 
     int32_t getOutputDataTypes(
-        DataType* outputTypes, int32_t nbOutputs, DataType const*, int32_t) const noexcept override
+        DataType* outputTypes, int32_t nbOutputs, DataType const*, int32_t nbInputs) const noexcept override
     {
-        if (nbOutputs != 1)
+        if (!gdn1_counts_ok(nbInputs, nbOutputs))
             return -1;
         outputTypes[0] = DataType::kFLOAT;
         return 0;
@@ -70,7 +75,7 @@ public:
     int32_t getOutputShapes(DimsExprs const* inputs, int32_t nbInputs, DimsExprs const*, int32_t, DimsExprs* outputs,
         int32_t nbOutputs, IExprBuilder&) noexcept override
     {
-        if (nbInputs != 3 || nbOutputs != 1)
+        if (!gdn1_counts_ok(nbInputs, nbOutputs))
             return -1;
         outputs[0] = inputs[0];
         return 0;
@@ -85,12 +90,10 @@ public:
     int32_t getNbOutputs() const noexcept override { return 1; }
 
     // Runtime
-    int32_t onShapeChange(PluginTensorDesc const* in, int32_t nbInputs, PluginTensorDesc const*, int32_t) noexcept
-        override
+    int32_t onShapeChange(PluginTensorDesc const* in, int32_t nbInputs, PluginTensorDesc const*, int32_t nbOutputs)
+        noexcept override
     {
-        if (nbInputs != 3)
-            return -1;
-        return failed(gdn1_shape_error(in[0].dims, in[1].dims, in[2].dims));
+        return gdn1_counts_ok(nbInputs, nbOutputs) && gdn1_shapes_ok(in[0].dims, in[1].dims, in[2].dims) ? 0 : -1;
     }
 
     int32_t enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const*, void const* const* inputs,
@@ -104,14 +107,6 @@ public:
     PluginFieldCollection const* getFieldsToSerialize() noexcept override { return &mFields; }
 
 private:
-    static int32_t failed(char const* error)
-    {
-        if (error == nullptr)
-            return 0;
-        gdn1_log_error(error);
-        return -1;
-    }
-
     int32_t mInverse;
     PluginField const mField{kGdn1InverseField, &mInverse, PluginFieldType::kINT32, 1};
     PluginFieldCollection const mFields{1, &mField};
@@ -130,8 +125,9 @@ public:
         {
             return new Gdn1PluginV3(inverse);
         }
-        catch (std::exception const&)
+        catch (std::exception const& e)
         {
+            gdn1_log_error("cannot create the plugin", e.what());
             return nullptr;
         }
     }
@@ -146,45 +142,34 @@ private:
     PluginFieldCollection const mFieldNames{1, &mField};
 };
 
-IPluginCreatorInterface& creator()
+Gdn1CreatorV3& creator()
 {
     static Gdn1CreatorV3 instance;
     return instance;
 }
 
+// At load time: the only registration Triton's TensorRT backend gives a plugin library.
+bool const registeredAtLoad = gdn1_register(creator());
+
 }  // namespace
 
-// Registers the creator under namespace "roi_trt" (REGISTER_TENSORRT_PLUGIN would use "", where
-// onnx-tensorrt never finds a creator that reports "roi_trt"). `logger` is an nvinfer1::ILogger* or
-// null. Calling it again, or after TensorRT loaded the library itself, is harmless; false if
-// registration failed or another library's GDN1 creator already holds the name.
+// See gdn1_init.
 ROI_TRT_EXPORT bool roiTrtInitPlugins(void* logger) noexcept
 {
-    if (logger != nullptr)
-        gdn1_logger() = static_cast<ILogger*>(logger);
-    IPluginRegistry* registry = getPluginRegistry();
-    if (registry == nullptr)
-        return false;
-    if (IPluginCreatorInterface* found = registry->getCreator(kGdn1Name, kGdn1Version, kGdn1Namespace))
-    {
-        if (found != &creator())
-            gdn1_log_error("another library already registered roi_trt::GDN1 version 1");
-        return found == &creator();
-    }
-    return registry->registerCreator(creator(), kGdn1Namespace);
+    return gdn1_init(logger, creator());
 }
 
-// Entry points of TensorRT's own plugin-library loading (IPluginRegistry::loadLibrary, trtexec
-// --dynamicPlugins): the registry asks for the creators and hands over its logger.
+// Entry points of TensorRT's own plugin-library loading (IPluginRegistry::loadLibrary, trtexec --dynamicPlugins):
+// loadLibrary registers the creators it gets here, after the load-time registration steps back.
 ROI_TRT_EXPORT IPluginCreatorInterface* const* getCreators(int32_t& nbCreators) noexcept
 {
     static IPluginCreatorInterface* const creators[] = {&creator()};
+    gdn1_hand_over(creator());
     nbCreators = 1;
     return creators;
 }
 
 ROI_TRT_EXPORT void setLoggerFinder(ILoggerFinder* finder) noexcept
 {
-    if (finder != nullptr && gdn1_logger() == nullptr)
-        gdn1_logger() = finder->findLogger();
+    gdn1_logger_finder() = finder;
 }

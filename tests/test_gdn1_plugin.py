@@ -2,8 +2,9 @@
 
 Host arithmetic against float64 and CompressAI; the kernel's source emulated on CPU threads, compiled by
 CUDA 13's nvcc (sm_75+) and by NVRTC + ptxas 11.8 (the Nano's sm_53), and run on a GPU; the TensorRT glue
-against NVIDIA's headers (TENSORRT_INCLUDE_DIR); registration with a real TensorRT 8.6 library
-(ROI_TRT_TEST_TRT86).
+against NVIDIA's headers (TENSORRT_INCLUDE_DIR, one or more folders), and for TensorRT 10+ headers the built
+library's registration and logging against a registry built from them (tests/trt_registry_harness.cpp);
+registration with a real TensorRT 8.6 library (ROI_TRT_TEST_TRT86). engines/README.md says how to set them.
 """
 
 import ctypes
@@ -247,15 +248,26 @@ def test_kernel_compiles_for_jetson_nano_sm53(tmp_path):
     assert NO_LOCAL_MEMORY in out
 
 
-def tensorrt_headers():
-    """TENSORRT_INCLUDE_DIR and the TensorRT major version its NvInferVersion.h declares."""
-    include = os.environ.get("TENSORRT_INCLUDE_DIR")
-    if not include:
-        pytest.skip("TENSORRT_INCLUDE_DIR not set (NVIDIA's headers come from no package registry: point it at "
-                    "a TensorRT include/ folder, e.g. JetPack's /usr/include/aarch64-linux-gnu)")
-    with open(os.path.join(include, "NvInferVersion.h")) as f:
-        match = re.search(r"#define\s+(?:NV_TENSORRT|TRT)_MAJOR(?:_ENTERPRISE)?\s+(\d+)", f.read())
-    return include, int(match.group(1))
+def tensorrt_headers(fits=lambda version: True, wanted="TensorRT headers"):
+    """(include, (major, minor)) for each folder in TENSORRT_INCLUDE_DIR (one or more, os.pathsep-separated) whose
+    NvInferVersion.h declares a version that `fits`; skips with the reason if there is none."""
+    folders = [folder for folder in os.environ.get("TENSORRT_INCLUDE_DIR", "").split(os.pathsep) if folder]
+    if not folders:
+        pytest.skip("TENSORRT_INCLUDE_DIR not set (NVIDIA's headers come from no package registry: point it at one or "
+                    "more TensorRT include/ folders separated by '{}', e.g. JetPack's /usr/include/aarch64-linux-gnu)"
+                    .format(os.pathsep))
+    found = []
+    for include in folders:
+        with open(os.path.join(include, "NvInferVersion.h")) as f:
+            text = f.read()
+        version = tuple(int(re.search(r"#define\s+(?:NV_TENSORRT|TRT)_{}(?:_ENTERPRISE)?\s+(\d+)".format(part),
+                                      text).group(1)) for part in ("MAJOR", "MINOR"))
+        found.append((include, version))
+    fitting = [(include, version) for include, version in found if fits(version)]
+    if not fitting:
+        pytest.skip("TENSORRT_INCLUDE_DIR holds no {} (it has {})".format(
+            wanted, ", ".join("{}.{}".format(*version) for _, version in found)))
+    return fitting
 
 
 def cuda_include():
@@ -265,20 +277,24 @@ def cuda_include():
     return include
 
 
-@pytest.mark.parametrize("glue, exports", [
-    ("v2", ["roiTrtInitPlugins"]),
-    ("v3", ["roiTrtInitPlugins", "getCreators", "setLoggerFinder"]),
-])
-def test_glue_compiles_against_tensorrt_headers(glue, exports, tmp_path):
-    include, major = tensorrt_headers()
-    if glue == "v3" and major < 10:
-        pytest.skip("IPluginV3 needs TensorRT 10+ headers; TENSORRT_INCLUDE_DIR holds {}.x".format(major))
-    obj = tmp_path / "glue.o"
-    run([tool("g++", "compiles the glue"), "-std=c++14", "-Wall", "-Wextra", "-Werror", "-fPIC", "-c",
-         "-isystem", include, "-isystem", cuda_include(), os.path.join(ENGINES, "gdn1_plugin_{}.cpp".format(glue)),
-         "-o", obj])
-    defined = run(["nm", "--defined-only", obj]).split()
-    assert all(name in defined for name in exports)
+def glue_exports(glue, version):
+    """The C entry points each glue exports: roiTrtInitPlugins, and TensorRT's own library-loading entry points
+    (IPluginRegistry::loadLibrary) from 8.6 on."""
+    if glue == "v3":
+        return {"roiTrtInitPlugins", "getCreators", "setLoggerFinder"}
+    return {"roiTrtInitPlugins"} | ({"getPluginCreators", "setLoggerFinder"} if version >= (8, 6) else set())
+
+
+@pytest.mark.parametrize("glue", ["v2", "v3"])
+def test_glue_compiles_against_tensorrt_headers(glue, tmp_path):
+    fits = (lambda version: version >= (10, 0)) if glue == "v3" else (lambda version: True)
+    for include, version in tensorrt_headers(fits, "TensorRT 10+ headers (IPluginV3)" if glue == "v3" else ""):
+        obj = tmp_path / "glue.o"
+        run([tool("g++", "compiles the glue"), "-std=c++14", "-Wall", "-Wextra", "-Werror", "-fPIC", "-c",
+             "-isystem", include, "-isystem", cuda_include(),
+             os.path.join(ENGINES, "gdn1_plugin_{}.cpp".format(glue)), "-o", obj])
+        symbols = [line.split() for line in run(["nm", "--defined-only", "-g", obj]).splitlines()]
+        assert {name for _, kind, name in symbols if kind == "T"} == glue_exports(glue, version), version
 
 
 def cmake_configure(build, include, *extra):
@@ -288,66 +304,230 @@ def cmake_configure(build, include, *extra):
 
 
 def test_cmake_picks_glue_by_tensorrt_version(tmp_path):
-    include, major = tensorrt_headers()
     stand_in = tmp_path / "libnvinfer.so"  # configure only: nothing links against it
     stand_in.write_bytes(b"")
-    out = cmake_configure(tmp_path / "build", include, "-DNVINFER_LIBRARY=" + str(stand_in))
-    assert re.search(r"TensorRT {}\.\d+: {} plugin".format(major, "V2" if major < 10 else "V3"), out)
+    for include, (major, minor) in tensorrt_headers():
+        out = cmake_configure(tmp_path / "build{}{}".format(major, minor), include, "-DNVINFER_LIBRARY=" + str(stand_in))
+        assert "TensorRT {}.{}: {} plugin".format(major, minor, "V2" if major < 10 else "V3") in out
 
 
-# Runs under the TensorRT 8.6 venv: registration, lookup, creation and serialization work without a GPU
-# there; trt.Builder() and trt.Runtime() do not (the latter segfaults), so they are never created.
+def no_cuda_device():
+    """True where the CUDA runtime (cuda-bindings) finds no device, None where that cannot be asked."""
+    try:
+        from cuda.bindings import runtime
+    except ImportError:
+        return None
+    status, count = runtime.cudaGetDeviceCount()
+    return status != runtime.cudaError_t.cudaSuccess or count == 0
+
+
+# Runs in its own process against tests/trt_registry_harness.cpp (the stand-in libnvinfer the library was linked
+# with): loads the library as Triton does, then calls it as roi-trt's loader and TensorRT's loadLibrary do, and
+# the V3 plugin as TensorRT's builder and runtime do, with the logger fallbacks one after another.
+HARNESS_SCRIPT = """
+import ctypes, json, os, sys
+harness_path, library_path, glue, launch_fails = sys.argv[1:5]
+harness = ctypes.CDLL(harness_path)
+for pointer in (harness.harnessEntryCreator, harness.harnessFinder, harness.harnessGivenLogger):
+    pointer.restype = ctypes.c_void_p
+harness.harnessRegister.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+def described(call, *args):
+    text = ctypes.create_string_buffer(512)
+    value = call(*args + (text, len(text)))
+    return value, text.value.decode()
+def entries():
+    return [described(harness.harnessDescribeEntry, i)[1] for i in range(harness.harnessEntries())]
+def messages(logger):
+    name = logger.encode()
+    return [list(described(harness.harnessMessage, name, i)) for i in range(harness.harnessMessages(name))]
+report = {}
+
+library = ctypes.CDLL(library_path, mode=os.RTLD_NOW | os.RTLD_LOCAL)  # Triton: dlopen(path, RTLD_NOW | RTLD_LOCAL)
+report["at_load"] = entries()
+init = library.roiTrtInitPlugins
+init.argtypes, init.restype = [ctypes.c_void_p], ctypes.c_bool
+report["init"] = [init(None), init(None), entries(), harness.harnessRegisterCalls()]
+
+if glue == "v3":
+    report["no_logger"] = harness.harnessConfigure(2, 16)  # stderr
+    harness.harnessEnableGlobalLogger(1)
+    report["global_logger"] = harness.harnessConfigure(2, 16)
+    library.setLoggerFinder.argtypes = [ctypes.c_void_p]
+    library.setLoggerFinder(harness.harnessFinder())
+    report["finder_logger"] = harness.harnessConfigure(2, 16)
+    init(harness.harnessGivenLogger())
+    report["given_logger"] = {
+        "configure_2_inputs": harness.harnessConfigure(2, 16),
+        "configure_8_channels": harness.harnessConfigure(3, 8),
+        "configure_ok": harness.harnessConfigure(3, 16),
+        "enqueue_3d_input": harness.harnessEnqueue(3, 16),
+        "create_inverse_2": harness.harnessCreate(2),
+    }
+    if launch_fails == "1":
+        report["given_logger"]["enqueue_without_gpu"] = harness.harnessEnqueue(4, 16)
+    report["messages"] = {logger: messages(logger) for logger in ("global", "finder", "given")}
+
+get_creators = getattr(library, "getCreators" if glue == "v3" else "getPluginCreators")
+get_creators.argtypes, get_creators.restype = [ctypes.POINTER(ctypes.c_int32)], ctypes.POINTER(ctypes.c_void_p)
+count = ctypes.c_int32()
+registered = harness.harnessEntryCreator(0)
+creators = get_creators(ctypes.byref(count))
+report["handed_over"] = [count.value, creators[0] == registered, entries(), harness.harnessDeregisterCalls()]
+harness.harnessRegister(creators[0], b"roi_trt")  # what loadLibrary does with them
+get_creators(ctypes.byref(count))  # deregisterLibrary asks again
+report["after_load_library"] = [entries(), harness.harnessDeregisterCalls(), init(None), entries()]
+print(json.dumps(report))
+"""
+
+
+@pytest.fixture(scope="module")
+def harness_runs(tmp_path_factory):
+    """HARNESS_SCRIPT's report and stderr for each glue built against each TensorRT 10+ header folder given."""
+    headers = tensorrt_headers(lambda version: version >= (10, 0), "TensorRT 10+ headers")
+    launch_fails = no_cuda_device()
+    runs = []
+    for include, (major, minor) in headers:
+        work = tmp_path_factory.mktemp("trt{}_{}".format(major, minor))
+        stand_in = work / "libnvinfer.so.{}".format(major)  # the soname the plugin library will ask for
+        run([tool("g++", "builds the registry harness"), "-std=c++14", "-Wall", "-Wextra", "-Werror", "-shared",
+             "-fPIC", "-fvisibility=hidden", "-Wl,-soname," + stand_in.name, "-isystem", include,
+             "-isystem", cuda_include(), os.path.join(ROOT, "tests", "trt_registry_harness.cpp"), "-o", stand_in])
+        for glue in ("v2", "v3"):
+            build = work / glue
+            cmake_configure(build, include, "-DNVINFER_LIBRARY=" + str(stand_in), "-DCMAKE_CUDA_ARCHITECTURES=75",
+                            "-DROI_TRT_PLUGIN_API=" + glue.upper())
+            run(["cmake", "--build", build])
+            proc = subprocess.run([sys.executable, "-c", HARNESS_SCRIPT, stand_in, build / "libroi_trt_gdn1.so", glue,
+                                   "1" if launch_fails else "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  universal_newlines=True)
+            assert proc.returncode == 0, proc.stderr
+            runs.append(("{}.{} {}".format(major, minor, glue), glue, json.loads(proc.stdout), proc.stderr))
+    return runs
+
+
+SEVERITY_ERROR = 1  # nvinfer1::ILogger::Severity::kERROR
+WRONG_COUNT = "needs 3 inputs (x, gamma, beta) and 1 output: got 2 and 1"
+
+
+def test_library_registers_when_loaded_like_triton_loads_it(harness_runs):
+    """ABI test against NVIDIA's 10/11 headers: the library's load-time registration reaches IPluginRegistry
+    (the harness's, built from those headers) under namespace roi_trt, once, also after roiTrtInitPlugins.
+    What TensorRT's registry itself does with it is tested with the 8.6 library only (test below)."""
+    for label, glue, report, _ in harness_runs:
+        kind = "PLUGIN CREATOR_V3ONE" if glue == "v3" else "PLUGIN CREATOR_V1"
+        entry = "{} {} {ns} {ns} {}".format(GDN1_OP, GDN1_PLUGIN_VERSION, kind, ns=GDN1_PLUGIN_NAMESPACE)
+        assert report["at_load"] == [entry], label
+        assert report["init"] == [True, True, [entry], 1], label
+
+
+def gdn1_error(text):
+    return [SEVERITY_ERROR, "roi_trt::GDN1 plugin: " + text]
+
+
+def test_library_hands_its_registration_to_load_library(harness_runs):
+    """getCreators (getPluginCreators for V2) withdraws the load-time registration, since TensorRT's loadLibrary
+    fails on a creator already registered (and unloads the library: measured with 8.6), and leaves the one
+    loadLibrary made alone when asked again; roiTrtInitPlugins afterwards finds that one."""
+    for label, _, report, _ in harness_runs:
+        entry = report["at_load"][0]
+        assert report["handed_over"] == [1, True, [], 1], label
+        assert report["after_load_library"] == [[entry], 1, True, [entry]], label
+
+
+def test_plugin_errors_reach_a_logger(harness_runs):
+    """Each plugin error is logged with the plugin's name: to stderr while there is no logger, then to TensorRT's
+    global logger (getLogger), the one loadLibrary's finder names, and the one given to roiTrtInitPlugins."""
+    for label, glue, report, stderr in harness_runs:
+        if glue != "v3":
+            continue
+        assert report["no_logger"] == report["global_logger"] == report["finder_logger"] == -1, label
+        assert "[roi_trt] [E] roi_trt::GDN1 plugin: " + WRONG_COUNT in stderr, label
+        messages = report["messages"]
+        assert messages["global"] == messages["finder"] == [gdn1_error(WRONG_COUNT)], label
+        statuses = report["given_logger"]
+        expected = [gdn1_error(WRONG_COUNT), gdn1_error("gamma and beta must match the input's channel count"),
+                    gdn1_error("input must be 4-D (NCHW)"), gdn1_error("field 'inverse' must be one INT32, 0 or 1")]
+        assert messages["given"][:4] == expected, label
+        assert statuses.pop("configure_ok") == 0, label
+        if "enqueue_without_gpu" in statuses:  # cudaLaunchKernel fails where there is no GPU
+            assert statuses.pop("enqueue_without_gpu") == 1, label
+            assert messages["given"][4][1].startswith("roi_trt::GDN1 plugin: kernel launch failed: "), label
+        assert statuses == {"configure_2_inputs": -1, "configure_8_channels": -1, "enqueue_3d_input": 1,
+                            "create_inverse_2": -1}, label
+
+
+# Runs under the TensorRT 8.6 venv: registration, lookup, creation, serialization and plugin-library loading work
+# without a GPU there; trt.Builder() and trt.Runtime() do not (the latter segfaults), so they are never created.
 TRT86_SCRIPT = """
-import ctypes, json, sys
+import ctypes, json, os, sys
 import numpy as np
 import tensorrt as trt
 from roi_trt.backends.tensorrt.plugin import find_creator, load_plugin
 from roi_trt.artifacts import file_sha256
 
-ctypes.CDLL(sys.argv[1])  # all that trtexec --plugins does
-registered_at_load = find_creator(trt) is not None
-plugin = load_plugin(sys.argv[1])
-again = load_plugin(sys.argv[1])
+path, inverse_field, first = sys.argv[1:4]
+registry = trt.get_plugin_registry()
+def registered():
+    return sum(c.name == "GDN1" and c.plugin_namespace == "roi_trt" for c in registry.plugin_creator_list)
+def load_library():  # trtexec --dynamicPlugins
+    return [registry.load_library(path) is not None, registered()]
+report = {"tensorrt": trt.__version__}
+if first == "load_library":
+    report["load_library"] = load_library()
+ctypes.CDLL(path, mode=os.RTLD_NOW | os.RTLD_LOCAL)  # as Triton's TensorRT backend loads plugins=
+report["registered_at_load"] = registered()
+plugin = load_plugin(path)
+again = load_plugin(path)
+report["registered_after_init"] = registered()
+if first == "dlopen":
+    report["load_library"] = load_library()
 creator = plugin.creator
 def fields(name, value):
     return trt.PluginFieldCollection([trt.PluginField(name, np.array([value], np.int32), trt.PluginFieldType.INT32)])
-gdn = creator.create_plugin("gdn", fields(sys.argv[2], 1))
+gdn = creator.create_plugin("gdn", fields(inverse_field, 1))
 data = bytes(gdn.serialize())
-print(json.dumps({
-    "tensorrt": trt.__version__,
-    "registered_at_load": registered_at_load,
+report.update({
+    "found": find_creator(trt) is not None,
     "creator": [creator.name, creator.plugin_version, creator.plugin_namespace],
     "fields": [f.name for f in creator.field_names],
-    "under_empty_namespace": trt.get_plugin_registry().get_plugin_creator(creator.name, "1", "") is not None,
-    "sha256_ok": plugin.sha256 == file_sha256(sys.argv[1]) and again.creator is not None,
+    "under_empty_namespace": registry.get_plugin_creator(creator.name, "1", "") is not None,
+    "sha256_ok": plugin.sha256 == file_sha256(path) and again.creator is not None,
     "plugin": [gdn.plugin_type, gdn.plugin_version, gdn.plugin_namespace, gdn.num_outputs],
     "serialized": data.hex(),
     "round_trip": bytes(creator.deserialize_plugin("gdn", data).serialize()).hex(),
-    "inverse_2_rejected": creator.create_plugin("gdn", fields(sys.argv[2], 2)) is None,
+    "inverse_2_rejected": creator.create_plugin("gdn", fields(inverse_field, 2)) is None,
     "missing_inverse_rejected": creator.create_plugin("gdn", trt.PluginFieldCollection([])) is None,
-}))
+})
+print(json.dumps(report))
 """
 
 
-def test_plugin_registers_with_tensorrt86(tmp_path):
+@pytest.mark.parametrize("first", ["dlopen", "load_library"])
+def test_plugin_registers_with_tensorrt86(first, tmp_path):
+    """The library in the real TensorRT 8.6 registry, loaded as Triton does (dlopen, RTLD_NOW | RTLD_LOCAL) and by
+    TensorRT's own loadLibrary, in either order: one creator, found under roi_trt; errors on stderr (TensorRT's
+    getLogger() is null there until a builder or runtime exists)."""
     venv = os.environ.get("ROI_TRT_TEST_TRT86")
     if not venv:
         pytest.skip("ROI_TRT_TEST_TRT86 not set (a Python <= 3.10 venv with tensorrt==8.6.0 and numpy from PyPI)")
-    include, major = tensorrt_headers()
-    if major != 8:
-        pytest.skip("TENSORRT_INCLUDE_DIR holds TensorRT {}.x headers; the 8.6 library needs 8.x".format(major))
     python = os.path.join(venv, "bin", "python")
-    trt_dir = run([python, "-c", "import os, tensorrt; print(os.path.dirname(tensorrt.__file__))"]).split()[-1]
+    trt_dir, trt_version = run([python, "-c", "import os, tensorrt; print(os.path.dirname(tensorrt.__file__), "
+                                              "tensorrt.__version__)"]).split()[-2:]
+    release = tuple(int(part) for part in trt_version.split(".")[:2])
+    include, _ = tensorrt_headers(lambda version: version == release, "TensorRT {}.{} headers".format(*release))[0]
     build = tmp_path / "build"
     cmake_configure(build, include, "-DTENSORRT_LIB_DIR=" + trt_dir, "-DCMAKE_CUDA_ARCHITECTURES=75")
     run(["cmake", "--build", build])
     library = build / "libroi_trt_gdn1.so"
-    out = run([python, "-c", TRT86_SCRIPT, library, GDN1_INVERSE], cwd=str(tmp_path),
+    out = run([python, "-c", TRT86_SCRIPT, library, GDN1_INVERSE, first], cwd=str(tmp_path),
               env=dict(os.environ, PYTHONPATH=ROOT))
     result = json.loads(out.splitlines()[-1])
     assert result.pop("tensorrt").startswith("8.")
     assert result == {
-        "registered_at_load": True,
+        "load_library": [True, 1],
+        "registered_at_load": 1,
+        "registered_after_init": 1,
+        "found": True,
         "creator": [GDN1_OP, GDN1_PLUGIN_VERSION, GDN1_PLUGIN_NAMESPACE],
         "fields": [GDN1_INVERSE],
         "under_empty_namespace": False,
@@ -358,6 +538,8 @@ def test_plugin_registers_with_tensorrt86(tmp_path):
         "inverse_2_rejected": True,
         "missing_inverse_rejected": True,
     }
+    for error in ("field 'inverse' must be one INT32, 0 or 1", "field 'inverse' is missing"):
+        assert "[roi_trt] [E] roi_trt::GDN1 plugin: " + error in out
 
 
 def test_locate_prefers_explicit_path_then_environment(tmp_path, monkeypatch):
