@@ -24,18 +24,34 @@ constexpr int kPixelsPerThread = 4;                         // lane, lane + 32, 
 constexpr int kBlockPixels = kWarp * kPixelsPerThread;      // 128
 constexpr int kOutPerThread = 8;                            // consecutive channels: two float4 gamma reads
 constexpr int kOutTile = kRows * kOutPerThread;             // 64
-constexpr int kInTile = kWarp;                              // one lane per input channel when loading gamma
-constexpr int kWeightStride = kOutTile + 4;                 // padding: fewer bank conflicts, rows stay 16-byte aligned
+constexpr int kInTile = kWarp;                              // input channels per shared-memory tile
+// gamma tile loads: a warp copies a patch of 4 output rows x 8 consecutive input channels at a time, so each
+// global row segment is one full 32-byte sector and, with a row stride of 68 floats (4 mod 32 banks), the 32
+// lanes store to 32 different banks (lane -> bank 4 * (lane % 8) + lane / 8 + const). Padding the stride keeps
+// rows 16-byte aligned for the float4 reads below.
+constexpr int kPatchRows = 4;
+constexpr int kPatchCols = kWarp / kPatchRows;              // 8
+constexpr int kPatchGroups = kInTile / kPatchCols;          // patches side by side across the input channels
+constexpr int kPatchStep = kRows / kPatchGroups * kPatchRows;  // output rows between one warp's patches
+constexpr int kWeightStride = kOutTile + 4;
+static_assert(kRows % kPatchGroups == 0 && kOutTile % kPatchStep == 0, "patches must tile the gamma tile");
+static_assert(kWeightStride % 32 == 4, "the bank spread of the patch stores assumes a stride of 4 mod 32");
+// Two blocks (16 warps) per SM on every target (engines/README.md has ptxas's figures): without the bound ptxas
+// takes up to 140 registers on sm_75+ (one block per SM); three blocks (80 registers) spill.
+constexpr int kMinBlocksPerSm = 2;
 
 // Not in an anonymous namespace: NVRTC, which sees no launch, would drop it.
-__global__ void __launch_bounds__(kThreads) gdn1_kernel(const float* __restrict__ x, const float* __restrict__ gamma,
-    const float* __restrict__ beta, float* __restrict__ y, int channels, int hw, int tiles_per_image, int inverse)
+__global__ void __launch_bounds__(kThreads, kMinBlocksPerSm) gdn1_kernel(const float* __restrict__ x,
+    const float* __restrict__ gamma, const float* __restrict__ beta, float* __restrict__ y, int channels, int hw,
+    int tiles_per_image, int inverse)
 {
     __shared__ float magnitude[kInTile][kBlockPixels];
     __shared__ __align__(16) float weight[kInTile][kWeightStride];  // gamma tile, transposed: [in][out]
 
     const int lane = threadIdx.x % kWarp;
     const int row = threadIdx.x / kWarp;
+    const int patch_in = (row % kPatchGroups) * kPatchCols + lane % kPatchCols;
+    const int patch_out = (row / kPatchGroups) * kPatchRows + lane / kPatchCols;
     const long long image = blockIdx.x / tiles_per_image;
     const int first_pixel = (blockIdx.x % tiles_per_image) * kBlockPixels;
     const float* xn = x + image * channels * hw;
@@ -62,11 +78,11 @@ __global__ void __launch_bounds__(kThreads) gdn1_kernel(const float* __restrict_
                         = (in < channels && pixel < hw) ? gdn1_magnitude(xn[(long long) in * hw + pixel]) : 0.0f;
                 }
             }
-            for (int o = row; o < kOutTile; o += kRows)
+            for (int o = patch_out; o < kOutTile; o += kPatchStep)
             {
                 const int out = out0 + o;
-                const int in = in0 + lane;
-                weight[lane][o] = (out < channels && in < channels) ? gamma[(long long) out * channels + in] : 0.0f;
+                const int in = in0 + patch_in;
+                weight[patch_in][o] = (out < channels && in < channels) ? gamma[(long long) out * channels + in] : 0.0f;
             }
             __syncthreads();
 

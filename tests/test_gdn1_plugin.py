@@ -162,7 +162,7 @@ Barrier* block_barrier;
 
 #define __global__
 #define __shared__ static
-#define __launch_bounds__(n)
+#define __launch_bounds__(...)
 #define __align__(n) __attribute__((aligned(n)))
 #define __syncthreads() block_barrier->wait()
 #define __CUDACC_RTC__
