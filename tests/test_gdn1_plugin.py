@@ -307,7 +307,8 @@ def test_cmake_picks_glue_by_tensorrt_version(tmp_path):
     stand_in = tmp_path / "libnvinfer.so"  # configure only: nothing links against it
     stand_in.write_bytes(b"")
     for include, (major, minor) in tensorrt_headers():
-        out = cmake_configure(tmp_path / "build{}{}".format(major, minor), include, "-DNVINFER_LIBRARY=" + str(stand_in))
+        build = tmp_path / "build{}_{}".format(major, minor)
+        out = cmake_configure(build, include, "-DNVINFER_LIBRARY=" + str(stand_in))
         assert "TensorRT {}.{}: {} plugin".format(major, minor, "V2" if major < 10 else "V3") in out
 
 
