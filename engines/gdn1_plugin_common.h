@@ -47,7 +47,7 @@ inline nvinfer1::ILoggerFinder*& gdn1_logger_finder()
 #endif
 
 // Where plugin errors go: the logger given to roiTrtInitPlugins, else the one loadLibrary's finder names, else
-// TensorRT's global logger (getLogger(): null in TensorRT 8.6 until a builder or runtime exists), else stderr.
+// TensorRT's global logger (getLogger(): null in TensorRT 8.6 while no builder or runtime exists), else stderr.
 // TensorRT calls plugins through noexcept methods that return only a status, so this is the one place a
 // failure is explained.
 inline void gdn1_log_error(char const* message, char const* detail = nullptr) noexcept

@@ -410,6 +410,10 @@ SEVERITY_ERROR = 1  # nvinfer1::ILogger::Severity::kERROR
 WRONG_COUNT = "needs 3 inputs (x, gamma, beta) and 1 output: got 2 and 1"
 
 
+def gdn1_error(text):
+    return [SEVERITY_ERROR, "roi_trt::GDN1 plugin: " + text]
+
+
 def test_library_registers_when_loaded_like_triton_loads_it(harness_runs):
     """ABI test against NVIDIA's 10/11 headers: the library's load-time registration reaches IPluginRegistry
     (the harness's, built from those headers) under namespace roi_trt, once, also after roiTrtInitPlugins.
@@ -419,10 +423,6 @@ def test_library_registers_when_loaded_like_triton_loads_it(harness_runs):
         entry = "{} {} {ns} {ns} {}".format(GDN1_OP, GDN1_PLUGIN_VERSION, kind, ns=GDN1_PLUGIN_NAMESPACE)
         assert report["at_load"] == [entry], label
         assert report["init"] == [True, True, [entry], 1], label
-
-
-def gdn1_error(text):
-    return [SEVERITY_ERROR, "roi_trt::GDN1 plugin: " + text]
 
 
 def test_library_hands_its_registration_to_load_library(harness_runs):
@@ -437,7 +437,8 @@ def test_library_hands_its_registration_to_load_library(harness_runs):
 
 def test_plugin_errors_reach_a_logger(harness_runs):
     """Each plugin error is logged with the plugin's name: to stderr while there is no logger, then to TensorRT's
-    global logger (getLogger), the one loadLibrary's finder names, and the one given to roiTrtInitPlugins."""
+    global logger (getLogger), then to the one loadLibrary's finder names in preference, then to the one given to
+    roiTrtInitPlugins in preference to both."""
     for label, glue, report, stderr in harness_runs:
         if glue != "v3":
             continue
@@ -507,7 +508,7 @@ print(json.dumps(report))
 def test_plugin_registers_with_tensorrt86(first, tmp_path):
     """The library in the real TensorRT 8.6 registry, loaded as Triton does (dlopen, RTLD_NOW | RTLD_LOCAL) and by
     TensorRT's own loadLibrary, in either order: one creator, found under roi_trt; errors on stderr (TensorRT's
-    getLogger() is null there until a builder or runtime exists)."""
+    getLogger() is null there: without a GPU no builder or runtime exists)."""
     venv = os.environ.get("ROI_TRT_TEST_TRT86")
     if not venv:
         pytest.skip("ROI_TRT_TEST_TRT86 not set (a Python <= 3.10 venv with tensorrt==8.6.0 and numpy from PyPI)")
