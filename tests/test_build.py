@@ -19,7 +19,7 @@ from roi_trt.backends.tensorrt import loader
 from roi_trt.backends.tensorrt.runner import engine_label
 from roi_trt.build import engine, targets
 from roi_trt.build.targets import Profile
-from roi_trt.errors import BackendError, BuildError, EngineError
+from roi_trt.errors import BackendError, BuildError, EngineError, RoiTrtError
 from roi_trt.onnx_rewrite import is_gdn1
 from roi_trt.spec import GDN1_OP
 
@@ -534,3 +534,59 @@ def test_the_runner_refuses_to_open_without_a_device():
         TensorRTBackend(resolve("demo"), device="cpu")
     with pytest.raises(BackendError, match=r"\$ROI_TRT_CUDA must be one of pycuda, cuda-bindings, libcudart"):
         cuda.open_runtime(0, "cupy")
+
+
+# -- TensorRT from a directory (--tensorrt-home) ----------------------------------------------------------
+
+HOME_CHECK = """
+import os, sys
+from roi_trt.backends.tensorrt import import_tensorrt
+trt = import_tensorrt("the test")
+print(trt.__version__, os.path.dirname(trt.__file__), bool(trt.get_plugin_registry().plugin_creator_list))
+"""
+
+
+def _link_all(source_dir, target_dir, pattern="*"):
+    import glob
+
+    os.makedirs(target_dir, exist_ok=True)
+    for path in glob.glob(os.path.join(source_dir, pattern)):
+        os.symlink(path, os.path.join(target_dir, os.path.basename(path)))
+
+
+@pytest.mark.parametrize("layout", ["tarball", "pip-target"])
+def test_tensorrt_from_an_unpacked_directory_is_the_one_imported(tmp_path, layout):
+    """A real TensorRT 8.6 unpacked two ways: a tarball's lib/ and python/ (libraries loaded by roi-trt, no
+    LD_LIBRARY_PATH), and wheels unpacked with `pip install --target` (the package and CUDA's wheels beside
+    it). The venv has its own tensorrt installed: the home's must win."""
+    venv = os.environ.get("ROI_TRT_TEST_TRT86")
+    if not venv:
+        pytest.skip("ROI_TRT_TEST_TRT86 not set (a Python <= 3.10 venv with tensorrt==8.6.0 and numpy from PyPI)")
+    import glob
+
+    site = glob.glob(os.path.join(venv, "lib", "python3*", "site-packages"))[0]
+    home = str(tmp_path / "TensorRT-8.6.0")
+    if layout == "tarball":
+        _link_all(os.path.join(site, "tensorrt"), os.path.join(home, "lib"), "lib*.so*")
+        for lib in ("cudnn", "cublas", "cuda_runtime", "cuda_nvrtc"):
+            _link_all(os.path.join(site, "nvidia", lib, "lib"), os.path.join(home, "lib"), "lib*.so*")
+        _link_all(os.path.join(site, "tensorrt"), os.path.join(home, "python", "tensorrt"), "[!l]*")
+    else:
+        _link_all(os.path.join(site, "tensorrt"), os.path.join(home, "tensorrt"))
+        _link_all(os.path.join(site, "nvidia"), os.path.join(home, "nvidia"))
+    env = dict(os.environ, ROI_TRT_TENSORRT_HOME=home, PYTHONPATH=ROOT)
+    env.pop("LD_LIBRARY_PATH", None)
+    out = subprocess.run([os.path.join(venv, "bin", "python"), "-c", HOME_CHECK], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, universal_newlines=True)
+    assert out.returncode == 0, out.stdout
+    version, where, registry = out.stdout.split()[-3:]
+    assert version == "8.6.0" and where.startswith(home) and registry == "True"
+
+
+def test_a_tensorrt_home_without_tensorrt_says_where_it_looked(tmp_path):
+    from roi_trt.backends.tensorrt import use_home
+
+    with pytest.raises(RoiTrtError, match=r"no `tensorrt` package for Python 3\.\d+ \(looked in py3\d+/, python/"):
+        use_home(str(tmp_path))
+    with pytest.raises(RoiTrtError, match="no such directory"):
+        use_home(str(tmp_path / "missing"))

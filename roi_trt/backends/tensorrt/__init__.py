@@ -18,8 +18,9 @@ HOME_VAR = "ROI_TRT_TENSORRT_HOME"
 
 
 def _python_dirs(home):
-    """Where an unpacked TensorRT keeps its `tensorrt` package: the tarball's python/, a directory per Python
-    release (py312/), an unpacked wheel (the package at the top), or a site-packages tree."""
+    """Where an unpacked TensorRT keeps its `tensorrt` package: a directory per Python release (py312/), the
+    tarball's python/ with its wheel unpacked there, wheels unpacked at the top (`pip install --target`), or a
+    site-packages tree."""
     version = "{}{}".format(*sys.version_info[:2])
     candidates = [os.path.join(home, "py" + version), os.path.join(home, "python"), home]
     candidates += sorted(glob.glob(os.path.join(home, "lib", "python3*", "site-packages")))
@@ -58,7 +59,9 @@ def use_home(home):
         raise RoiTrtError("TensorRT home {}: no `tensorrt` package for Python {}.{} (looked in py{}{}/, python/, "
                           "the directory itself and lib/python3*/site-packages)".format(
                               home, sys.version_info[0], sys.version_info[1], *sys.version_info[:2]))
-    libraries = [d for d in (os.path.join(home, "lib"), os.path.join(home, "tensorrt_libs")) if os.path.isdir(d)]
+    # CUDA's own wheels unpacked beside it (cuDNN, cuBLAS: what libnvinfer_plugin links) first, then TensorRT's
+    libraries = sorted(glob.glob(os.path.join(home, "nvidia", "*", "lib")))
+    libraries += [d for d in (os.path.join(home, "lib"), os.path.join(home, "tensorrt_libs")) if os.path.isdir(d)]
     for directory in libraries:
         _load_libraries(directory)
     if python[0] not in sys.path:
@@ -72,7 +75,7 @@ def import_tensorrt(purpose):
     if home and "tensorrt" not in sys.modules:
         use_home(home)
     trt = require("tensorrt", purpose)
-    if home and not os.path.realpath(trt.__file__).startswith(os.path.realpath(home) + os.sep):
+    if home and not os.path.realpath(os.path.dirname(trt.__file__)).startswith(os.path.realpath(home) + os.sep):
         raise RoiTrtError("tensorrt was already imported from {}, not from the TensorRT home {}".format(
             os.path.dirname(trt.__file__), home))
     return trt

@@ -60,9 +60,11 @@ def load_plugin(path=None):
         raise PluginError("{} is not a GDN1 plugin library of roi-trt (it has no {})".format(path, INIT_FUNCTION))
     init.argtypes = [ctypes.c_void_p]
     init.restype = ctypes.c_bool
+    # no logger: TensorRT's Python API gives no trt.Logger's C++ pointer; the library logs to TensorRT's
+    # getLogger() or, where TensorRT has none, to stderr
     if not init(None):
-        raise PluginError("{} could not register {}::{} (is another GDN1 plugin library loaded?)".format(
-            path, GDN1_PLUGIN_NAMESPACE, GDN1_OP))
+        raise PluginError("{} could not register {}::{} (is another GDN1 plugin library loaded? the library's "
+                          "reason is logged on stderr)".format(path, GDN1_PLUGIN_NAMESPACE, GDN1_OP))
     creator = find_creator(trt)
     if creator is None:
         raise PluginError("TensorRT {} does not find plugin {} version {} in namespace {} after loading {}".format(
