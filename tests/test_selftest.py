@@ -45,7 +45,8 @@ def test_without_a_gpu_it_stops_in_one_line_after_the_cpu_part(tmp_path):
     assert bench.exit_code == 1 and "no encode or decode latency rows" in bench.output
 
 
-def test_a_tensorrt_home_without_tensorrt_is_named_in_one_line(tmp_path):
+def test_a_tensorrt_home_without_tensorrt_is_named_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("ROI_TRT_TENSORRT_HOME", str(tmp_path))  # what --tensorrt-home sets; restored after the test
     result = CliRunner().invoke(main, ["doctor", "--selftest", "--tensorrt-home", str(tmp_path)])
     assert result.exit_code == 1
     stop = result.output.splitlines()[-1]
