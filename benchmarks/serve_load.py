@@ -10,6 +10,12 @@ Reported: throughput of valid frames, latency percentiles, the batch sizes Trito
 statistics, per run), and the ratio of served throughput to a single-process local decode measured in
 the same run, just before each load run (the server idle meanwhile). Bounded: at most `--frames` requests per camera and `--time-limit` seconds per run.
 
+The fault run (`--fault-frames`, a row with `fault` set): the drill of roi_trt.serve.faults with more
+frames: `roi-trt stream` processes (HTTP and gRPC alternately, each with a spool) on directories being
+written while the server is killed (SIGKILL) and started again and two cameras are killed and started again;
+reported: frames written, sink files, whether each was decoded exactly once and equals the local decode,
+frames sent from the spools, the outage and how long the spools took to empty after it.
+
     python benchmarks/serve_load.py --python .cache/triton-venv/bin/python -o benchmarks/results/serve_load.csv
 """
 
@@ -32,6 +38,7 @@ from roi_trt.fileio import atomic_output, save_png
 from roi_trt.imageio import load_rgb
 from roi_trt.samples import sample_photos
 from roi_trt.serve.client import Refused, connect
+from roi_trt.serve.faults import fault_drill
 from roi_trt.serve.repository import write_repository
 from roi_trt.serve.server import ServeProcess
 
@@ -135,6 +142,31 @@ def run_load(server, cameras, frames, bad_every, valid, invalid, time_limit, sin
     }, problems
 
 
+# Columns of the fault run's row (beside synthesis, cameras, seconds, sink_files, max_abs_diff, problems, size).
+FAULT_FIELDS = ["fault", "frames", "all_frames_decoded_once", "sent_live", "spool_sent", "recovered",
+                "dropped", "camera_kills", "server_down_s", "backlog_s"]
+
+
+def run_faults(python, work, cameras, frames, size=128, interval=0.2, outage=10.0):
+    """The fault drill on a server of its own, down for `outage` seconds, cameras writing a `size`-square frame
+    each `interval` seconds -> (CSV row, problems)."""
+    sink = os.path.join(work, "fault-sink")
+    repo = write_repository(["demo"], os.path.join(work, "fault-repo"), sink_dir=sink)
+    drill = os.path.join(work, "fault-drill")
+    os.makedirs(drill)
+    with ServeProcess(python, repo, work, ADMIN_KEY) as server:
+        result = fault_drill(server, sink, drill, cameras=cameras, frames=frames, size=size, interval=interval,
+                             outage=outage, log=print)
+    row = {"synthesis": "inprocess", "fault": "server killed, down {:g} s; 2 cameras killed".format(outage),
+           "cameras": cameras, "frames": result["frames"], "size": size, "seconds": result["seconds"],
+           "sink_files": result["sink_files"], "max_abs_diff": result["max_abs_diff"],
+           "all_frames_decoded_once": result["passed"], "sent_live": result["sent"],
+           "spool_sent": result["spool_sent"], "recovered": result["recovered"], "dropped": result["dropped"],
+           "camera_kills": result["camera_kills"], "server_down_s": result["server_down_s"],
+           "backlog_s": result["backlog_s"], "problems": len(result["problems"])}
+    return row, result["problems"]
+
+
 def plot(rows, path):
     import matplotlib
 
@@ -171,6 +203,8 @@ def main():
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--max-batch", type=int, default=8)
     parser.add_argument("--time-limit", type=float, default=120.0, help="Seconds per run at most.")
+    parser.add_argument("--fault-frames", type=int, default=200, help="Frames per camera in the fault run (0: none).")
+    parser.add_argument("--fault-cameras", type=int, default=4, help="Cameras in the fault run.")
     parser.add_argument("-o", "--output", default="serve_load.csv")
     args = parser.parse_args()
 
@@ -198,6 +232,13 @@ def main():
                     print("{synthesis:9s} {cameras:3d} cameras: {valid_frames_per_s:6.2f} frames/s ({ratio_to_local:.2f}x "
                           "local), p50 {latency_p50_ms} ms p99 {latency_p99_ms} ms, batches {batches}, invalid refused "
                           "{invalid_refused}/{invalid}, decoded once {all_valid_decoded_once}".format(**row))
+        if args.fault_frames:
+            row, problems = run_faults(args.python, work, args.fault_cameras, args.fault_frames)
+            rows.append(dict(env, **row))
+            failures += problems
+            print("fault run: {frames} frames of {cameras} cameras, {sink_files} in the sink, decoded once "
+                  "{all_frames_decoded_once}, max |diff| {max_abs_diff}; {spool_sent} sent from spools, server down "
+                  "{server_down_s} s, spools empty {backlog_s} s after".format(**row))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     fields = ["synthesis", "cameras", "requests", "valid", "invalid", "invalid_refused", "seconds", "valid_frames_per_s",
@@ -206,10 +247,10 @@ def main():
               "problems", "size", "cpu", "cores", "python", "roi_trt", "timestamp"]
     with atomic_output(args.output) as tmp:
         with open(tmp, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=fields)
+            writer = csv.DictWriter(f, fieldnames=fields + FAULT_FIELDS)
             writer.writeheader()
             writer.writerows(rows)
-    plot(rows, os.path.splitext(args.output)[0] + ".png")
+    plot([r for r in rows if not r.get("fault")], os.path.splitext(args.output)[0] + ".png")
     for line in failures[:20]:
         print("problem:", line)
     sys.exit(1 if failures else 0)

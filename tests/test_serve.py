@@ -175,17 +175,23 @@ def test_concurrent_cameras_mixed_with_bad_streams(server, streams):
     assert len(results) == 6 * 4 and max(results.values()) <= 1
 
 
-def test_sink_writes_each_frame_once_and_never_replaces(server, streams, repository):
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_sink_writes_each_frame_once_and_never_replaces(server, streams, repository, protocol):
     data, local = streams["demo"][2]
-    with connect(server.url()) as client:
-        client.decode(data, camera="sinkcam", frame=7)
-        path = repository[1] / "sinkcam" / "000000000007.png"
+    camera = "sinkcam-" + protocol
+    with connect(server.url(protocol)) as client:
+        client.decode(data, camera=camera, frame=7)
+        path = repository[1] / camera / "000000000007.png"
         written = np.asarray(Image.open(str(path)))
         assert np.abs(written.astype(int) - local.astype(int)).max() <= 1
         before = path.read_bytes()
-        with pytest.raises(Refused, match="exists"):
-            client.decode(streams["demo"][3][0], camera="sinkcam", frame=7)
-        assert path.read_bytes() == before
+        assert client.decode(data, camera=camera, frame=7, image=True).size == local.shape[:2]  # again: delivered
+        with pytest.raises(Refused, match="already stored from another stream"):
+            client.decode(streams["demo"][3][0], camera=camera, frame=7)
+        assert path.read_bytes() == before and os.listdir(str(path.parent)) == [path.name]
+        (repository[1] / "blocked").write_text("a file where a camera's directory would be")
+        with pytest.raises(Unavailable, match="cannot write"):  # the server's trouble: the camera sends it again
+            client.decode(data, camera="blocked", frame=1)
 
 
 def test_admin_apis_need_the_key(server):
@@ -212,9 +218,10 @@ def test_stream_cli_sends_a_directory_being_written(server, tmp_path, repository
         [sys.executable, "-m", "roi_trt.cli", "stream", str(incoming), "--server", server.url(), "--camera", "dircam",
          "--idle-exit", "1.5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
     assert proc.returncode == 1, proc.stderr  # the broken file failed, the others went through
-    assert "captured 3, sent 2, refused 0, undelivered 0, failed 1, dropped 0" in proc.stdout, proc.stdout + proc.stderr
+    assert ("captured 3, recovered 0: sent 2, sent from the spool 0, spooled 0, dropped 0, refused 0, undelivered 0, "
+            "failed 1;") in proc.stdout, proc.stdout + proc.stderr
     assert "broken.jpg" in proc.stderr
-    assert sorted(os.listdir(str(repository[1] / "dircam"))) == ["000000000000.png", "000000000001.png"]
+    assert len(os.listdir(str(repository[1] / "dircam"))) == 2
     assert sorted(os.listdir(str(incoming))) == ["broken.jpg", "f0.jpg", "f1.jpg", "notes.txt"]  # sources untouched
 
 
@@ -229,7 +236,26 @@ def test_unreachable_server_is_retried_then_counted(tmp_path):
             client.decode(b"x")
         stats = stream(DirectorySource(str(tmp_path), idle_exit=0.5), codec, client, retry_for=1.2, log=lines.append)
     assert (stats.captured, stats.sent, stats.undelivered) == (1, 0, 1)
-    assert any("retrying frame 0" in line for line in lines) and any("undelivered" in line for line in lines)
+    assert any("retrying {}".format(tmp_path / "a.jpg") in line for line in lines)
+    assert any("undelivered" in line for line in lines)
+
+
+def test_cameras_lose_and_duplicate_no_frame_when_the_server_and_cameras_are_killed(triton_python, tmp_path):
+    """Two `roi-trt stream` processes (HTTP and gRPC) on directories being written, each with a spool: the server is
+    killed (SIGKILL) and started again, one camera is killed while its spool holds frames, the other while it
+    streams (roi_trt.serve.faults). Every frame ends in the sink once, equal to the local decode."""
+    from roi_trt.serve.faults import fault_drill
+
+    sink = tmp_path / "sink"
+    repo = write_repository(["demo"], str(tmp_path / "repo"), sink_dir=str(sink), max_batch=4)
+    server = start_server(triton_python, repo, tmp_path)
+    try:
+        result = fault_drill(server, str(sink), str(tmp_path), cameras=2, frames=24, outage=3.0)
+    finally:
+        server.stop()
+    assert not result["problems"], result
+    assert result["sink_files"] == result["frames"] >= 48 and result["max_abs_diff"] <= 1
+    assert result["camera_kills"] == 2 and result["spool_sent"] > 0 and result["dropped"] == result["refused"] == 0
 
 
 def test_python_synthesis_model_batches_across_requests(triton_python, tmp_path, streams):

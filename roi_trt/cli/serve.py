@@ -6,7 +6,9 @@ import sys
 
 import click
 
-from .options import backend_option, force_option, memory_option, model_option, size_option_value, threads_option
+from .options import (
+    backend_option, force_option, memory_option, memory_option_value, model_option, size_option_value, threads_option,
+)
 
 
 @click.group()
@@ -114,7 +116,16 @@ def _camera_name():
                    "Dropped frames are counted and logged.")
 @click.option("--queue-size", default=8, show_default=True, type=click.IntRange(1), help="Frames waiting to be encoded.")
 @click.option("--retry-for", default=60.0, show_default=True, type=click.FloatRange(0),
-              help="Seconds a frame is retried while the server is unreachable (backoff 0.5 s to 30 s).")
+              help="Seconds a frame is retried while the server is unreachable (backoff 0.5 s to 30 s); then it goes "
+                   "to the spool (without --spool it is lost).")
+@click.option("--spool", type=click.Path(file_okay=False),
+              help="Keep frames the server cannot take in this directory (sent oldest first once it is back, also by "
+                   "a later run with the same --spool, which also resumes a directory SOURCE where this one stopped).")
+@click.option("--spool-max-bytes", default="1G", show_default=True, callback=memory_option_value, metavar="SIZE",
+              help="Most bytes the spool holds; when full, its oldest frames are dropped (counted and logged).")
+@click.option("--drain-for", default=5.0, show_default=True, type=click.FloatRange(0),
+              help="After SIGTERM or the first Ctrl-C: seconds to send the frames already captured; the rest are "
+                   "spooled.")
 @click.option("--idle-exit", type=click.FloatRange(0),
               help="For a directory: stop after this many seconds without a new file [default: run until Ctrl-C].")
 @click.option("--tls-ca", type=click.Path(dir_okay=False, exists=True), help="CA that signed the server's certificate.")
@@ -122,10 +133,14 @@ def _camera_name():
 @click.option("--tls-key", type=click.Path(dir_okay=False, exists=True), help="Its private key.")
 @threads_option
 @memory_option
-def stream(source, url, model, backend, size, camera, drop, queue_size, retry_for, idle_exit, tls_ca, tls_cert, tls_key,
-           threads, max_memory):
+@click.option("--json", "as_json", is_flag=True, help="The counts at the end as one JSON object instead of a line.")
+def stream(source, url, model, backend, size, camera, drop, queue_size, retry_for, spool, spool_max_bytes, drain_for,
+           idle_exit, tls_ca, tls_cert, tls_key, threads, max_memory, as_json):
     """Encode the frames of SOURCE (a directory being written, a video file, a camera index or a stream URL) and
-    send them to the decode service, until the source ends or Ctrl-C."""
+    send them to the decode service, until the source ends or Ctrl-C. The exit status is 0 when every frame was
+    sent, spooled or dropped by policy (the last line counts them), 1 otherwise."""
+    import contextlib
+    import json
     import threading
 
     from ..codec import open_codec
@@ -133,10 +148,10 @@ def stream(source, url, model, backend, size, camera, drop, queue_size, retry_fo
     from ..serve.camera import stream as run_stream
     from ..serve.client import connect
     from ..serve.service import request_parameters
+    from ..serve.spool import Spool
 
     camera = camera or _camera_name()
     request_parameters({"camera": camera})  # the server's rule for names, checked before anything starts
-    frames = open_source(source, idle_exit=idle_exit)
     stop = threading.Event()
 
     def log(line):
@@ -146,16 +161,21 @@ def stream(source, url, model, backend, size, camera, drop, queue_size, retry_fo
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        log("stopping: sending the frames already captured (again to abort)")
+        log("stopping: sending the frames already captured for up to {:g} s{} (again to abort)".format(
+            drain_for, ", then spooling the rest" if spool else ""))
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, on_signal)
-    with open_codec(model, backend=backend, parts=("encoder",), threads=threads, max_memory=max_memory) as codec, \
-            connect(url, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key) as client:
+    with contextlib.ExitStack() as resources:
+        frames = resources.enter_context(contextlib.closing(open_source(source, idle_exit=idle_exit)))
+        kept = resources.enter_context(Spool(spool, spool_max_bytes)) if spool else None
+        codec = resources.enter_context(open_codec(model, backend=backend, parts=("encoder",), threads=threads,
+                                                   max_memory=max_memory))
+        client = resources.enter_context(connect(url, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key))
         stats = run_stream(frames, codec, client, camera=camera, size=size, drop=drop, queue_size=queue_size,
-                           retry_for=retry_for, log=log, stop=stop)
-    click.echo(stats.line())
-    if stats.captured != stats.sent + stats.dropped:
+                           retry_for=retry_for, log=log, stop=stop, spool=kept, drain_for=drain_for)
+    click.echo(json.dumps(stats.as_dict()) if as_json else stats.line())
+    if stats.lost:
         sys.exit(1)
 
 

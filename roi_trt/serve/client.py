@@ -8,7 +8,8 @@ Python 3.6 on aarch64, which every tritonclient release with gRPC needs), and gR
 URLs: http:// and https:// (HTTP; https through a TLS proxy in front of Triton), grpc:// and grpcs://
 (gRPC, grpcs with TLS: `tls_ca` to check the server, `tls_cert`/`tls_key` for mutual TLS).
 Errors: `Refused` when the server refused this request (a malformed or foreign stream: do not send it
-again), `Unavailable` when it could not be reached or failed itself (send it again later).
+again), `Unavailable` when it could not be reached, failed itself or answered something else than
+roi_decode's reply (send it again later).
 """
 
 import json
@@ -100,7 +101,7 @@ class HttpClient(object):
             "Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(len(header))})
         if status != 200:
             raise self._error(status, body)
-        return _http_reply(headers, body)
+        return _http_reply(headers, body, image)
 
     @staticmethod
     def _error(status, body):
@@ -113,19 +114,46 @@ class HttpClient(object):
         return Refused(message)
 
 
-def _http_reply(headers, body):
+_DTYPES = {"INT32": "<i4", "UINT8": "u1"}
+
+
+def _reply(size, image, want_image):
+    """The SIZE and IMAGE outputs -> Reply; ValueError unless they are what roi_decode answers."""
+    if size is None or size.shape != (1, 2):
+        raise ValueError("no SIZE [1, 2] in it")
+    hw = (int(size[0, 0]), int(size[0, 1]))
+    if not want_image:
+        return Reply(hw, None)
+    if image is None or image.dtype != "uint8" or image.shape != (1,) + hw + (3,):
+        raise ValueError("no uint8 IMAGE [1, {}, {}, 3] in it".format(*hw))
+    return Reply(hw, image[0])
+
+
+def _malformed(exc):
+    """A reply that is not what roi_decode answers (a proxy's page, another service on the port): worth a
+    retry, as the frame may not have been decoded; the sink takes a frame it already holds as delivered."""
+    return Unavailable("malformed reply from the server ({}: {})".format(type(exc).__name__, exc))
+
+
+def _http_reply(headers, body, want_image):
     import numpy as np
 
-    length = int(headers.get("inference-header-content-length", len(body)))
-    meta = json.loads(body[:length].decode("utf-8"))
-    offset, out = length, {}
-    for output in meta["outputs"]:
-        size = output["parameters"]["binary_data_size"]
-        dtype = {"INT32": np.int32, "UINT8": np.uint8}[output["datatype"]]
-        out[output["name"]] = np.frombuffer(body[offset:offset + size], dtype).reshape(output["shape"])
-        offset += size
-    image = out["IMAGE"][0] if "IMAGE" in out else None
-    return Reply(tuple(int(v) for v in out["SIZE"][0]), image)
+    try:
+        length = int(headers.get("inference-header-content-length", len(body)))
+        if not 0 < length <= len(body):
+            raise ValueError("a JSON header of {} bytes in a body of {}".format(length, len(body)))
+        meta = json.loads(body[:length].decode("utf-8"))
+        offset, out = length, {}
+        for output in meta["outputs"]:
+            size = int(output["parameters"]["binary_data_size"])
+            if not 0 <= size <= len(body) - offset:
+                raise ValueError("output {!r} of {} bytes runs past the body".format(output["name"], size))
+            dtype = np.dtype(_DTYPES[output["datatype"]])
+            out[output["name"]] = np.frombuffer(body[offset:offset + size], dtype).reshape(output["shape"])
+            offset += size
+        return _reply(out.get("SIZE"), out.get("IMAGE"), want_image)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # UnicodeDecodeError is a ValueError
+        raise _malformed(exc) from None
 
 
 class GrpcClient(object):
@@ -166,8 +194,10 @@ class GrpcClient(object):
             if any(code in status for code in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "INTERNAL")):
                 raise Unavailable("server unreachable: {}".format(exc.message())) from None
             raise Refused(exc.message()) from None
-        picture = result.as_numpy("IMAGE")
-        return Reply(tuple(int(v) for v in result.as_numpy("SIZE")[0]), None if picture is None else picture[0])
+        try:
+            return _reply(result.as_numpy("SIZE"), result.as_numpy("IMAGE"), image)
+        except ValueError as exc:
+            raise _malformed(exc) from None
 
 
 def connect(url, **options):

@@ -239,6 +239,20 @@ def free_ports(count):
     return ports
 
 
+def _children(pid):
+    """Ids of the processes whose parent is `pid` (Linux /proc)."""
+    out = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/{}/stat".format(entry)) as f:
+                fields = f.read().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+        except (OSError, IndexError):
+            continue  # not a process, or gone
+        if int(fields[1]) == pid:
+            out.append(int(entry))
+    return out
+
+
 class ServeProcess(object):
     """`roi-trt serve run REPOSITORY` under `python` (one with nvidia-pytriton and roi_trt installed) on free
     loopback ports, for tests and benchmarks; stopped with SIGTERM, as a service manager would."""
@@ -252,10 +266,16 @@ class ServeProcess(object):
         argv = [python, "-m", "roi_trt.cli", "serve", "run", str(repository), "--http-port", str(self.http),
                 "--grpc-port", str(self.grpc), "--metrics-port", str(metrics), "--admin-key", admin_key,
                 "--log-file", self.log] + list(extra)
-        with open(self.out, "w") as out:
-            self.process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=str(log_dir))
-        deadline = time.monotonic() + timeout
-        while "Triton is ready" not in self.output():
+        self._argv, self._cwd, self._timeout = argv, str(log_dir), timeout
+        self.start()
+
+    def start(self):
+        """Run `serve run` (again, after kill(): on the same ports, as cameras know them) until Triton is ready."""
+        offset = os.path.getsize(self.out) if os.path.exists(self.out) else 0
+        with open(self.out, "a") as out:
+            self.process = subprocess.Popen(self._argv, stdout=out, stderr=subprocess.STDOUT, cwd=self._cwd)
+        deadline = time.monotonic() + self._timeout
+        while "Triton is ready" not in self.output()[offset:]:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.process.kill()
                 raise RoiTrtError("the server did not start:\n{}\n{}".format(self.output(), self.triton_log()))
@@ -286,6 +306,16 @@ class ServeProcess(object):
         if response.status != 200:
             raise RoiTrtError("statistics refused (HTTP {}): {}".format(response.status, body[:200]))
         return json.loads(body.decode("utf-8"))["model_stats"][0]
+
+    def kill(self):
+        """SIGKILL to tritonserver and its Python backend stubs (its process group), as a crash would end them
+        with requests in flight; `serve run` then exits by itself. -> its exit status."""
+        for pid in _children(self.process.pid):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass  # gone meanwhile
+        return self.process.wait(60)
 
     def stop(self):
         """SIGTERM -> (exit status, output)."""

@@ -7,9 +7,13 @@ than its own latent can hold, or an image larger than the server's pixel limit i
 memory is spent on decoding it, with a one-line reason for that request alone.
 """
 
+import hashlib
+import io
 import json
 import os
 import re
+import struct
+import zlib
 from collections import namedtuple
 
 from .. import bitstream
@@ -22,16 +26,29 @@ from ..store import resolve
 SERVED_MODELS = "served_models.json"
 # A 64 MP image at 4 bits per pixel: far above any stream a learned codec sends at useful rates.
 DEFAULT_MAX_STREAM_BYTES = 32 << 20
+# The PNG text key under which DirectorySink records the SHA-256 of a frame's stream.
+SINK_DIGEST_KEY = "roi-trt stream sha256"
 _CAMERA = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 Limits = namedtuple("Limits", "max_stream_bytes max_pixels")
 DEFAULT_LIMITS = Limits(DEFAULT_MAX_STREAM_BYTES, bitstream.MAX_PIXELS)
-# One decoded frame: which model, which camera and frame number the client named (or None).
-FrameInfo = namedtuple("FrameInfo", "model camera frame")
+# One decoded frame: which model, which camera and frame number the client named (or None), and the
+# SHA-256 (hex) of the stream it was decoded from: what tells a frame sent again from a different one.
+FrameInfo = namedtuple("FrameInfo", "model camera frame stream_sha256")
 
 
 class RequestError(RoiTrtError):
     """This request is refused (malformed, foreign, too large, bad parameters); the server goes on."""
+
+
+class SinkUnavailable(RoiTrtError):
+    """The sink cannot store this frame now (a full disk, a path it cannot write): the server's trouble, so
+    the client is told to send the frame again later instead of dropping it."""
+
+
+def stream_sha256(data):
+    """What identifies a frame's content: the SHA-256 (hex) of its .roi stream."""
+    return hashlib.sha256(bytes(data)).hexdigest()
 
 
 def model_name(label):
@@ -111,18 +128,19 @@ class DecodeService(object):
             raise RequestError(str(exc)) from None
         return served, latent, crop
 
-    def finish(self, served, x_hat, crop, camera=None, frame=None):
-        """Synthesized float NCHW image -> uint8 HxWx3 at the encoded size, handed to the sink."""
+    def finish(self, served, x_hat, crop, camera=None, frame=None, digest=None):
+        """Synthesized float NCHW image -> uint8 HxWx3 at the encoded size, handed to the sink with the
+        stream's `digest` (stream_sha256)."""
         rgb = Codec.finish_decode(x_hat, crop)
         if self.sink is not None:
-            self.sink(rgb, FrameInfo(served.name, camera, frame))
+            self.sink(rgb, FrameInfo(served.name, camera, frame, digest))
         return rgb
 
     def decode(self, data, camera=None, frame=None):
         """.roi bytes -> uint8 HxWx3, synthesis in this process (the served model must have a codec)."""
         served, latent, crop = self.parse(data)
         x_hat, _ = served.codec.synthesize(latent)
-        return self.finish(served, x_hat, crop, camera, frame)
+        return self.finish(served, x_hat, crop, camera, frame, stream_sha256(data))
 
 
 def request_parameters(parameters):
@@ -136,16 +154,23 @@ def request_parameters(parameters):
 
 
 class DirectorySink(object):
-    """Writes each decoded frame to DIR/<camera>/<frame>.png atomically, never replacing a file: a frame
-    number sent twice is refused rather than overwriting the first."""
+    """Writes each decoded frame to DIR/<camera>/<frame>.png atomically, exactly once per (camera, frame).
+
+    The PNG carries the SHA-256 of the stream it was decoded from in a tEXt chunk (`SINK_DIGEST_KEY`), so
+    the image and what identifies its content are published together by one rename: no crash of the
+    server leaves one without the other (a sidecar file would have such a window). A frame sent again
+    whose stream the file already holds (its reply was lost: a timeout, a server killed after writing)
+    is delivered, and the file is left as it is; a different stream under the same (camera, frame) is
+    refused as a conflict; a file is never replaced. A failure to write is the server's trouble
+    (SinkUnavailable: the camera keeps the frame and sends it again)."""
 
     def __init__(self, directory):
         self.directory = directory
         self._unnamed = 0
 
     def __call__(self, rgb, info):
+        from ..errors import OutputExistsError
         from ..fileio import atomic_output
-        from ..imageio import write_png
 
         if info.frame is None:
             self._unnamed += 1
@@ -154,13 +179,57 @@ class DirectorySink(object):
             name = "{:012d}.png".format(info.frame)
         path = os.path.join(self.directory, info.camera or "default", name)
         try:
-            with atomic_output(path, replace=False) as tmp:
-                with open(tmp, "wb") as f:
-                    write_png(rgb, f)
-        except RoiTrtError as exc:
-            raise RequestError(str(exc)) from None
+            if info.frame is not None and self._holds(path, info):
+                return
+            png = png_with_text(rgb, SINK_DIGEST_KEY, info.stream_sha256 or "")
+            try:
+                with atomic_output(path, replace=False) as tmp:
+                    with open(tmp, "wb") as f:
+                        f.write(png)
+            except OutputExistsError:  # written meanwhile by a request for the same frame
+                if info.frame is None or not self._holds(path, info):
+                    raise RequestError("{} exists".format(path)) from None
         except OSError as exc:  # full disk, no permission: this frame fails, the server goes on
-            raise RequestError("{}: cannot write ({})".format(path, exc.strerror or exc)) from None
+            raise SinkUnavailable("{}: cannot write ({})".format(path, exc.strerror or exc)) from None
+
+    @staticmethod
+    def _holds(path, info):
+        """True if `path` holds this frame's stream, False if there is no such file; RequestError if it holds
+        another stream."""
+        held = png_text(path, SINK_DIGEST_KEY)
+        if held is None:
+            return False
+        if info.stream_sha256 and held == info.stream_sha256:
+            return True
+        raise RequestError("frame {} of camera {} is already stored from another stream (SHA-256 {}, this one {}): "
+                           "a camera's frame ids must not repeat".format(
+                               info.frame, info.camera or "default", held[:16] or "unknown",
+                               (info.stream_sha256 or "unknown")[:16]))
+
+
+def png_with_text(rgb, key, value):
+    """uint8 HxWx3 -> PNG bytes with a tEXt chunk `key`: `value` right after the header (where readers find
+    it before any pixel data)."""
+    from ..imageio import write_png
+
+    buffer = io.BytesIO()
+    write_png(rgb, buffer)
+    png = buffer.getvalue()
+    body = b"tEXt" + key.encode("latin-1") + b"\0" + value.encode("latin-1")
+    chunk = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+    end_of_header = 8 + 8 + 13 + 4  # signature, then IHDR: length, type, 13 bytes, CRC
+    return png[:end_of_header] + chunk + png[end_of_header:]
+
+
+def png_text(path, key):
+    """The tEXt `key` of the PNG at `path` ("" if it has none), None if there is no such file."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return str(image.info.get(key, ""))
+    except FileNotFoundError:
+        return None
 
 
 def callback_sink(spec):

@@ -22,8 +22,8 @@ import numpy as np
 
 from ..errors import RoiTrtError
 from .service import (
-    DEFAULT_LIMITS, DecodeService, DirectorySink, Limits, RequestError, ServedModel, callback_sink,
-    read_served_models, request_parameters,
+    DEFAULT_LIMITS, DecodeService, DirectorySink, Limits, RequestError, ServedModel, SinkUnavailable, callback_sink,
+    read_served_models, request_parameters, stream_sha256,
 )
 
 # Tensor names of the decode model and of every synthesis model (the exported decoder's own names).
@@ -98,13 +98,15 @@ class DecodeModel(object):
     def finalize(self):
         self.service.close()
 
-    def _error(self, message):
+    def _error(self, message, code="INVALID_ARG"):
+        """An error response; INVALID_ARG (HTTP 400) tells the client not to send it again, UNAVAILABLE (503)
+        to send it again later."""
         error = self.pb.TritonError
-        code = getattr(error, "INVALID_ARG", None)
-        return self.pb.InferenceResponse(error=error(message) if code is None else error(message, code))
+        value = getattr(error, code, None)
+        return self.pb.InferenceResponse(error=error(message) if value is None else error(message, value))
 
     def _request(self, request):
-        """-> (served, latent, crop, camera, frame, outputs wanted) or RequestError."""
+        """-> (served, latent, crop, camera, frame, outputs wanted, stream SHA-256) or RequestError."""
         tensor = self.pb.get_input_tensor_by_name(request, STREAM)
         streams = tensor.as_numpy().reshape(-1)
         if streams.size != 1:
@@ -119,7 +121,7 @@ class DecodeModel(object):
         camera, frame = request_parameters(parameters)
         served, latent, crop = self.service.parse(data)
         wanted = set(request.requested_output_names() or (IMAGE, SIZE))
-        return served, latent, crop, camera, frame, wanted
+        return served, latent, crop, camera, frame, wanted, stream_sha256(data)
 
     def _synthesize_bls(self, parsed, indexes):
         """One BLS request with the stacked latents of `indexes` (one model, one shape) -> images."""
@@ -168,11 +170,14 @@ class DecodeModel(object):
             if isinstance(x_hat, RequestError):
                 responses[index] = self._error(str(x_hat))
                 continue
-            served, _, crop, camera, frame, wanted = p
+            served, _, crop, camera, frame, wanted, digest = p
             try:
-                rgb = self.service.finish(served, x_hat, crop, camera, frame)
+                rgb = self.service.finish(served, x_hat, crop, camera, frame, digest)
             except RequestError as exc:
                 responses[index] = self._error(str(exc))
+                continue
+            except SinkUnavailable as exc:
+                responses[index] = self._error(str(exc), "UNAVAILABLE")
                 continue
             outputs = []
             if IMAGE in wanted:
