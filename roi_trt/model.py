@@ -14,8 +14,9 @@ from torch import nn
 
 from . import spec
 from .artifacts import EntropyTables
+from .pretrained import RELEASES, configuration
 
-PAPER_CONFIGS = ((256, 2), (256, 1), (128, 2))
+PAPER_CONFIGS = tuple(configuration(name)[:2] for name in RELEASES if configuration(name)[2] == "zip")  # (N, M)
 
 
 class Encoder(nn.Module):

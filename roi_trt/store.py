@@ -3,7 +3,8 @@
 MODEL is nothing or `demo` (the demo shipped in the package: its export and its checkpoint), an export
 directory, an engine directory (what `roi-trt build` writes: the export's manifest and entropy tables
 beside TensorRT engines), a PyTorch checkpoint (exported into the cache on first use, which needs
-torch), or `N-M` (random weights of a configuration: latency only). The CLI, the codec, the benchmarks and the server
+torch), `paper:NAME` (the authors' released checkpoint, downloaded and verified once: roi_trt.pretrained)
+or `N-M` (random weights of a configuration: latency only). The CLI, the codec, the benchmarks and the server
 all resolve through `resolve`; torch is imported only when a checkpoint must be loaded or exported.
 """
 
@@ -177,6 +178,10 @@ def resolve(model=None, trust_pickle=False):
         return model
     if model in (None, "demo"):
         return ResolvedModel("demo", "demo", export_dir=DEMO_EXPORT, checkpoint=DEMO_CHECKPOINT)
+    from .pretrained import PREFIX, pull  # it imports this module (the cache)
+
+    if model.startswith(PREFIX):  # the paper's released weights, fetched and verified once
+        return ResolvedModel("checkpoint", model, checkpoint=pull(model), trust_pickle=trust_pickle)
     label = os.path.splitext(os.path.basename(os.path.normpath(model)))[0]
     if os.path.isdir(model):
         if not os.path.isfile(os.path.join(model, MANIFEST)):
@@ -189,4 +194,4 @@ def resolve(model=None, trust_pickle=False):
     m = _RANDOM.match(model)
     if m:
         return ResolvedModel("random", "{}-{} (random weights)".format(*m.groups()), config=(int(m.group(1)), int(m.group(2))))
-    raise ModelError("{}: no such model (give 'demo', an export directory, a checkpoint or N-M)".format(model))
+    raise ModelError("{}: no such model (give 'demo', an export directory, a checkpoint, paper:NAME or N-M)".format(model))

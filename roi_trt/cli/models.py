@@ -1,18 +1,18 @@
-"""Commands about models: describe one, export a checkpoint."""
+"""Commands about models: describe one, export a checkpoint, list and pull the paper's released ones."""
 
 import os
 
 import click
 
 from ..spec import DECONV_FORMS, EXPORT_DECONV
-from .options import shape_option_value, trust_option
+from .options import progress_option, shape_option_value, show_progress, trust_option
 
 
 @click.command()
 @click.argument("model", required=False)
 @trust_option
 def info(model, trust_pickle):
-    """Describe MODEL: the shipped demo [default], an export directory or a checkpoint."""
+    """Describe MODEL: the shipped demo [default], an export directory, a checkpoint or paper:NAME."""
     from ..store import resolve
 
     resolved = resolve(model, trust_pickle=trust_pickle)
@@ -70,7 +70,7 @@ def _export_info(resolved):
 
 
 @click.command()
-@click.argument("checkpoint", required=False, type=click.Path(dir_okay=False))
+@click.argument("checkpoint", required=False)
 @click.option("-o", "--output", type=click.Path(file_okay=False), help="Export directory [default: export/<checkpoint name>].")
 @click.option("--opset", type=int, default=None, help="ONNX opset [default: 13, the highest TensorRT 8.2 parses].")
 @click.option("--fixed-shape", callback=shape_option_value, help="Fix every dimension, BATCHxHEIGHTxWIDTH or HEIGHTxWIDTH for batch 1 (e.g. 1x512x512).")
@@ -79,12 +79,14 @@ def _export_info(resolved):
                    "same values) or as ConvTranspose.")
 @trust_option
 def export(checkpoint, output, opset, fixed_shape, deconv, trust_pickle):
-    """Export CHECKPOINT [default: the shipped demo's] to ONNX (GDN1 as a custom op), verified against PyTorch."""
+    """Export CHECKPOINT (a file or paper:NAME) [default: the shipped demo's] to ONNX (GDN1 as a custom op),
+    verified against PyTorch."""
     from ..checkpoint import load_checkpoint
     from ..export import DEFAULT_OPSET, export_model
+    from ..pretrained import PREFIX, pull
     from ..store import DEMO_CHECKPOINT
 
-    path = checkpoint or DEMO_CHECKPOINT
+    path = pull(checkpoint) if checkpoint and checkpoint.startswith(PREFIX) else checkpoint or DEMO_CHECKPOINT
     model, ckpt = load_checkpoint(path, trust=trust_pickle)
     output = output or os.path.join("export", os.path.splitext(os.path.basename(path))[0])
     manifest = export_model(model, ckpt, output, opset=opset or DEFAULT_OPSET, shape=fixed_shape, deconv=deconv)
@@ -99,4 +101,63 @@ def export(checkpoint, output, opset, fixed_shape, deconv, trust_pickle):
     click.echo("fingerprint {}".format(manifest["fingerprint"][:16]))
 
 
-COMMANDS = (info, export)
+@click.group(invoke_without_command=True)
+@click.pass_context
+def models(ctx):
+    """The paper's released models (-m paper:NAME): which are cached and verified, which can be pulled."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from ..pretrained import URL_ENV, base_url, release_dir, releases
+    from ..store import resolve
+
+    click.echo("from {} (${}), cached in {}".format(base_url(), URL_ENV, release_dir()))
+    click.echo("{:<24} {:>4} {:>2}  {:<14} {:>9}  {}".format("NAME", "N", "M", "SERIALIZATION", "SIZE", "STATE"))
+    for row in releases():
+        size = "-" if row["size"] is None else "{:.1f} MiB".format(row["size"] / 2.0 ** 20)
+        exported = row["state"] == "verified" and resolve(row["name"]).has_export()
+        click.echo("{name:<24} {N:>4} {M:>2}  {serialization:<14} {0:>9}  {state}{1}".format(
+            size, ", exported" if exported else "", **row))
+
+
+@models.command()
+@click.argument("names", nargs=-1)
+@click.option("--all", "pull_all", is_flag=True, help="Every released model.")
+@click.option("--from", "from_file", type=click.Path(exists=True, dir_okay=False),
+              help="Import this file (fetched elsewhere) instead of downloading it; it is checked all the same.")
+@click.option("--sha256-list", type=click.Path(exists=True, dir_okay=False),
+              help="Check against this sha256sums.txt (the authors', fetched elsewhere) instead of the server's; "
+                   "it joins the cached list.")
+@click.option("--export", "export_now", is_flag=True, help="Export each now as well (needs torch) [default: on first use].")
+@progress_option
+def pull(names, pull_all, from_file, sha256_list, export_now, progress):
+    """Download (or import --from) the paper's released NAMES into the cache, verified against the
+    authors' SHA-256 list. The base URL is $ROI_TRT_PAPER_URL when set (a mirror)."""
+    import sys
+
+    from ..errors import RoiTrtError, UsageError
+    from ..pretrained import PREFIX, RELEASES, release_name
+    from ..pretrained import pull as pull_release
+    from ..store import resolve
+
+    if bool(names) == pull_all:
+        raise UsageError("give NAME... or --all")
+    names = [PREFIX + name for name in RELEASES] if pull_all else names
+    if from_file and len(names) > 1:
+        raise UsageError("--from imports one file: give one NAME")
+    failed = 0
+    for name in names:
+        try:
+            path = pull_release(name, from_file=from_file, sha256_list=sha256_list, progress=show_progress(progress))
+            click.echo("{}: {}".format(name, path))
+            if export_now:
+                click.echo("{}: exported to {}".format(name, resolve(PREFIX + release_name(name)).export_dir()))
+        except RoiTrtError as exc:
+            if len(names) == 1:
+                raise
+            click.echo("Error: {}".format(exc), err=True)
+            failed += 1
+    if failed:
+        sys.exit(1)
+
+
+COMMANDS = (info, export, models)

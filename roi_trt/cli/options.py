@@ -59,7 +59,8 @@ trust_option = click.option(
 )
 model_option = click.option(
     "-m", "--model", metavar="MODEL",
-    help="'demo' (the shipped model), an export directory, a checkpoint, or N-M (random weights) [default: demo].",
+    help="'demo' (the shipped model), an export directory, a checkpoint, paper:NAME (the authors' released weights, "
+         "see `roi-trt models`) or N-M (random weights) [default: demo].",
 )
 backend_option = click.option(
     "--backend", type=click.Choice(("auto",) + BACKENDS), default="auto", show_default=True,
