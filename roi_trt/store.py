@@ -55,6 +55,12 @@ class ResolvedModel(object):
     def __repr__(self):
         return "ResolvedModel({}, {})".format(self.kind, self.label)
 
+    @property
+    def name(self):
+        """The label as a directory or Triton model name: letters, digits, '_' and '-' (`paper:128-2` ->
+        `paper_128-2`)."""
+        return re.sub(r"[^A-Za-z0-9_-]+", "_", self.label).strip("_") or "model"
+
     # -- export side (torch-free once the export exists)
     def _cache_key(self):
         if self._key is None:

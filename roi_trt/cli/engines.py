@@ -68,7 +68,7 @@ def build(model, target, part, gdn, deconv, shape, min_shape, opt_shape, max_sha
     trt = import_tensorrt("roi-trt build")
     if shape and (min_shape or opt_shape or max_shape):
         raise UsageError("give --shape or --min/--opt/--max, not both")
-    output = output or os.path.join("engines", "{}-{}".format(resolved.label, target))
+    output = output or os.path.join("engines", "{}-{}".format(resolved.name, target))
     parts = PARTS if part == "both" else (part,)
     with directory_lock(output):  # one builder at a time writes an engine directory
         if os.path.isfile(os.path.join(output, MANIFEST)) and read_manifest(output)["fingerprint"] != resolved.fingerprint:

@@ -26,7 +26,7 @@ from ..artifacts import MODEL_FILES, STANDARD_OPS, checked_engine, is_repository
 from ..errors import ModelError, UsageError
 from ..optional import require
 from ..store import resolve
-from .service import DEFAULT_LIMITS, SERVED_MODELS, model_name
+from .service import DEFAULT_LIMITS, SERVED_MODELS
 from .triton_model import IMAGE, LATENT, SIZE, STREAM, SYNTHESIZED
 
 DECODE_MODEL = "roi_decode"
@@ -129,7 +129,7 @@ def _check(models, synthesis, max_batch):
         raise UsageError("synthesis must be one of {}".format(", ".join(SYNTHESIS_MODES)))
     names, fingerprints = {}, {}
     for model in models:
-        name = model_name(model.label)
+        name = model.name
         if name in names or model.fingerprint in fingerprints:
             raise UsageError("{} and {} {}: serve each model once, under its own name".format(
                 names.get(name, fingerprints.get(model.fingerprint)).label, model.label,

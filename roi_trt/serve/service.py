@@ -51,11 +51,6 @@ def stream_sha256(data):
     return hashlib.sha256(bytes(data)).hexdigest()
 
 
-def model_name(label):
-    """A Triton model name (letters, digits, '_' and '-') from a model label."""
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", label).strip("_") or "model"
-
-
 class ServedModel(object):
     """One model a server decodes: its stream coder and, when synthesis runs in this process, its codec."""
 
