@@ -30,7 +30,7 @@ from .spec import latent_size, stream_fingerprint
 
 MAGIC = b"ROIc"
 VERSION = 1
-_HEADER = struct.Struct("<4sBBHBx8sIIHHI")
+_HEADER = struct.Struct("<4sBBHBB8sIIHHI")
 _CRC = struct.Struct("<I")
 HEADER_SIZE = _HEADER.size + _CRC.size
 MAX_PIXELS = 1 << 26  # 64 MP (e.g. 8192 x 8192): bounds the latent a stream can make us allocate
@@ -42,9 +42,16 @@ MAX_SYMBOL_BITS = 16 + 4 + 32
 StreamHeader = namedtuple("StreamHeader", "N M fingerprint height width latent_height latent_width")
 
 
-def _check_image_size(height, width):
-    if not (0 < height <= MAX_SIDE and 0 < width <= MAX_SIDE and height * width <= MAX_PIXELS):
-        raise BitstreamError("image size {}x{} out of range".format(width, height))
+def check_image_size(height, width):
+    """Refuse an image a `.roi` stream cannot hold, naming the limit it breaks."""
+    if height <= 0 or width <= 0:
+        raise BitstreamError("image size {}x{} is empty".format(width, height))
+    if max(height, width) > MAX_SIDE:
+        raise BitstreamError("image size {}x{}: a side over {} pixels, the .roi format's limit".format(
+            width, height, MAX_SIDE))
+    if height * width > MAX_PIXELS:
+        raise BitstreamError("image size {}x{}: {} pixels, over the .roi format's limit of {} ({} MP)".format(
+            width, height, height * width, MAX_PIXELS, MAX_PIXELS >> 20))
 
 
 def header_for(N, M, fingerprint_hex, height, width):
@@ -53,9 +60,9 @@ def header_for(N, M, fingerprint_hex, height, width):
 
 
 def pack(header, payload):
-    _check_image_size(header.height, header.width)
+    check_image_size(header.height, header.width)
     head = _HEADER.pack(
-        MAGIC, VERSION, 0, header.N, header.M, header.fingerprint, header.height, header.width,
+        MAGIC, VERSION, 0, header.N, header.M, 0, header.fingerprint, header.height, header.width,
         header.latent_height, header.latent_width, len(payload),
     )
     crc = zlib.crc32(payload, zlib.crc32(head)) & 0xFFFFFFFF
@@ -76,13 +83,15 @@ def unpack(data):
     if len(data) < HEADER_SIZE:
         raise BitstreamError("truncated stream ({} bytes, header needs {})".format(len(data), HEADER_SIZE))
     fields = _HEADER.unpack_from(data)
-    magic, version, flags, N, M, fingerprint, height, width, lh, lw, length = fields
+    magic, version, flags, N, M, reserved, fingerprint, height, width, lh, lw, length = fields
     if magic != MAGIC:
         raise BitstreamError("not a .roi stream")
     if version != VERSION:
         raise BitstreamError("unsupported .roi version {}".format(version))
     if flags != 0:
         raise BitstreamError("unsupported .roi flags {:#x}".format(flags))
+    if reserved != 0:
+        raise BitstreamError("reserved header byte is {:#x}, not 0: not a stream of this .roi version".format(reserved))
     if length != len(data) - HEADER_SIZE:
         raise BitstreamError(
             "payload length {} does not match the {} bytes present".format(length, len(data) - HEADER_SIZE)
@@ -93,7 +102,7 @@ def unpack(data):
     payload = bytes(data[HEADER_SIZE:])
     if zlib.crc32(payload, zlib.crc32(bytes(data[: _HEADER.size]))) & 0xFFFFFFFF != crc:
         raise BitstreamError("checksum mismatch: the stream is corrupt")
-    _check_image_size(height, width)
+    check_image_size(height, width)
     if not 0 <= M <= 8 or (lh, lw) != latent_size(height, width, M):
         raise BitstreamError("inconsistent sizes in header")
     return StreamHeader(N, M, fingerprint, height, width, lh, lw), payload
@@ -130,7 +139,7 @@ def unpack_reference_packet(data, downsampling):
         raise BitstreamError("reference packet must hold exactly one latent string")
     if not (isinstance(shape, (list, tuple)) and len(shape) == 2 and all(isinstance(v, int) for v in shape)):
         raise BitstreamError("reference packet has an invalid latent shape {!r}".format(shape))
-    _check_image_size(shape[0] * downsampling, shape[1] * downsampling)
+    check_image_size(shape[0] * downsampling, shape[1] * downsampling)
     return latent[0], (shape[0], shape[1])
 
 

@@ -8,6 +8,7 @@ Library use with frames in memory:
         rgb, timing = codec.decode(data)          # .roi bytes (or a reference msgpack packet) -> uint8 HxWx3
 """
 
+import math
 import time
 from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from . import bitstream
 from .backends import open_backend
 from .entropy import decode_latent, encode_latent
+from .errors import UsageError
 from .imageio import pad_to_multiple, resize, to_nchw, to_rgb8
 from .spec import PARTS
 from .store import resolve
@@ -38,6 +40,25 @@ def default_max_memory():
     """256 MiB for the working memory of a frame's transform, less where a quarter of the free memory is less."""
     free = available_memory()
     return DEFAULT_MAX_MEMORY if free is None else min(DEFAULT_MAX_MEMORY, free // 4)
+
+
+def work_bytes(model, part):
+    """Working memory of `part`'s transform of `model` per full-resolution pixel and latent channel: the
+    export's decoder form decides the decoder's."""
+    if part == "decoder" and model.has_export() and model.manifest().get("deconv") != "polyphase":
+        return TRANSPOSED_DECODER_WORK_BYTES
+    return WORK_BYTES[part]
+
+
+def check_max_memory(model, parts, max_memory):
+    """Refuse a budget below what one tile of `parts` needs: a core of one latent with its halo on every
+    side (a smaller one could only run more such tiles, each mostly halo, no less memory)."""
+    d = model.downsampling
+    need, part = max(((1 + 2 * HALO) ** 2 * d * d * model.N * work_bytes(model, p), p) for p in parts)
+    if max_memory < need:
+        raise UsageError("--max-memory of {} bytes is less than one tile of the ({}, {}) {} needs: at least {:.1f}M "
+                         "(a core of one latent and a halo of {} on every side)".format(
+                             max_memory, model.N, model.M, part, math.ceil(need * 10 / 2.0 ** 20) / 10, HALO))
 
 
 def frames_that_fit(frames, max_memory):
@@ -94,9 +115,7 @@ class Codec(object):
         self.downsampling = self.model.downsampling
         self.max_memory = max_memory or default_max_memory()
         self._pool = ThreadPoolExecutor(backend.frames) if backend.frames > 1 else None
-        self.work_bytes = dict(WORK_BYTES)  # decided once: the export's form, not per image
-        if self.model.has_export() and self.model.manifest().get("deconv") != "polyphase":
-            self.work_bytes["decoder"] = TRANSPOSED_DECODER_WORK_BYTES
+        self.work_bytes = {part: work_bytes(self.model, part) for part in PARTS}  # decided once, not per image
 
     def tile_latents(self, part):
         """Core side of a tile (latent units) for `part` within the memory budget (and, for an engine,
@@ -133,6 +152,7 @@ class Codec(object):
         """uint8 HxWx3 -> Frame with the padded float NCHW image; `size`=(h, w) resizes first (the paper's protocol)."""
         if size is not None:
             rgb = resize(rgb, size)
+        bitstream.check_image_size(rgb.shape[0], rgb.shape[1])  # before the transform: a stream could not hold it
         return Frame(pad_to_multiple(to_nchw(rgb), self.downsampling), rgb.shape[0], rgb.shape[1])
 
     def analyze(self, frame):
@@ -180,6 +200,8 @@ def open_codec(model=None, backend="auto", parts=PARTS, threads=None, device=Non
     `frames`: how many frames the caller could transform at once (see `Backend`), as many as fit in
     memory with `max_memory` each."""
     resolved = resolve(model)
+    if max_memory is not None:
+        check_max_memory(resolved, parts, max_memory)
     max_memory = max_memory or default_max_memory()
     frames = frames_that_fit(frames, max_memory)
     return Codec(open_backend(resolved, backend, parts, threads, device, frames), resolved.entropy_tables(), max_memory)

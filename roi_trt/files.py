@@ -21,7 +21,7 @@ import time
 from collections import Counter, namedtuple
 
 from .errors import RoiTrtError, UsageError
-from .fileio import atomic_output
+from .fileio import atomic_output, check_output
 
 STDIO = "-"
 # skip: why this input will not be processed, or None; data: standard input's bytes, read when planning
@@ -96,6 +96,12 @@ def plan(sources, output, suffix, force, file_suffixes):
         elif target != STDIO and os.path.lexists(target) and not force:
             skip = "{} exists (--force replaces it)".format(target)
         jobs.append(Job(source, target, skip, None))
+    checked = set()
+    for job in jobs:  # every output directory writable, before any work
+        where = os.path.dirname(os.path.abspath(job.target))
+        if job.target != STDIO and not job.skip and where not in checked:
+            check_output(job.target, replace=True)
+            checked.add(where)
     if sources == [STDIO] and not jobs[0].skip:  # read here, in the main thread, where Ctrl-C reaches it
         jobs[0] = jobs[0]._replace(data=sys.stdin.buffer.read())
     return jobs

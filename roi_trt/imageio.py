@@ -88,41 +88,69 @@ def _plain_png(data):
     return False
 
 
-def _png_rgb8(data):
-    """An 8-bit RGB PNG of plain chunks (the common case) through libpng, faster than Pillow's decoder
-    (benchmarks/throughput.py times both); None for any other input, which Pillow then reads
-    (conversions, EXIF orientation, its decompression-bomb limit, its error messages)."""
-    codecs = _imagecodecs()
-    # IHDR, always the first chunk: bit depth 8, colour type 2 (truecolour), not interlaced (libpng warns
-    # on stderr when it reads an interlaced image this way)
-    header = data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and data[24:26] == b"\x08\x02"
-    if codecs is None or not header or data[28:29] != b"\x00":
+def _png_rgb8_size(data):
+    """(height, width) from the IHDR of an 8-bit RGB PNG the libpng path reads (always the first chunk: bit
+    depth 8, colour type 2 (truecolour), not interlaced, for which libpng would warn on stderr); None for
+    any other input, which Pillow then reads (conversions, EXIF orientation, its error messages)."""
+    if _imagecodecs() is None or data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR" \
+            or data[24:26] != b"\x08\x02" or data[28:29] != b"\x00":
         return None
-    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    if width * height > (Image.MAX_IMAGE_PIXELS or float("inf")) or not _plain_png(data):
+    return int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big")
+
+
+def _png_rgb8(data, size):
+    """An 8-bit RGB PNG of plain chunks (the common case) of `size` through libpng, faster than Pillow's
+    decoder (benchmarks/throughput.py times both); None where Pillow should read it."""
+    if not _plain_png(data):
         return None
     try:
-        rgb = codecs.png_decode(data)
+        rgb = _imagecodecs().png_decode(data)
     except Exception:  # imagecodecs raises its own error types: let Pillow say what is wrong
         return None
-    return rgb if rgb.shape == (height, width, 3) and rgb.dtype == np.uint8 else None
+    return rgb if rgb.shape == size + (3,) and rgb.dtype == np.uint8 else None
 
 
-def decode_rgb(data, name, library=None):
+def _check_size(name, size, check_size):
+    """Refuse an image from its header, before a pixel is decoded: over Pillow's decompression-bomb limit
+    (PIL.Image.MAX_IMAGE_PIXELS, which Pillow itself only warns about up to twice that), or refused by
+    `check_size(height, width)`."""
+    height, width = size
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and height * width > limit:
+        raise RoiTrtError("{}: image size {}x{}: {} pixels, over Pillow's decompression-bomb limit of {} "
+                          "(PIL.Image.MAX_IMAGE_PIXELS)".format(name, width, height, height * width, limit))
+    if check_size is not None:
+        try:
+            check_size(height, width)
+        except RoiTrtError as exc:
+            raise RoiTrtError("{}: {}".format(name, exc)) from None
+
+
+def decode_rgb(data, name, library=None, check_size=None):
     """Encoded image bytes (any format PIL reads) -> (uint8 HxWx3 array, note or None), as `load_rgb`;
-    `library` "pillow" reads even 8-bit RGB PNGs with Pillow."""
-    rgb = _png_rgb8(data) if library != "pillow" else None
-    if rgb is not None:
-        return rgb, None
+    `library` "pillow" reads even 8-bit RGB PNGs with Pillow. `check_size(height, width)`, if given, is
+    called with the size in the file's header before any pixel is decoded, and raises to refuse it."""
+    size = _png_rgb8_size(data) if library != "pillow" else None
+    if size is not None:
+        _check_size(name, size, check_size)
+        rgb = _png_rgb8(data, size)
+        if rgb is not None:
+            return rgb, None
     try:
         with Image.open(io.BytesIO(data)) as img:
+            _check_size(name, (img.height, img.width), check_size)
             img = ImageOps.exif_transpose(img)
             note = None
             if img.mode != "RGB":
                 note = "converted {} to RGB".format(img.mode)
                 img = _to_rgb(img)
             return np.asarray(img, dtype=np.uint8).copy(), note
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except Image.UnidentifiedImageError:  # its message names our in-memory buffer
+        raise RoiTrtError("{}: not an image (no format Pillow reads)".format(name)) from None
+    except Image.DecompressionBombError:
+        raise RoiTrtError("{}: over twice Pillow's decompression-bomb limit of {} pixels "
+                          "(PIL.Image.MAX_IMAGE_PIXELS)".format(name, Image.MAX_IMAGE_PIXELS)) from None
+    except (OSError, ValueError, SyntaxError) as exc:
         raise RoiTrtError("{}: cannot read image ({})".format(name, exc)) from None
 
 

@@ -40,11 +40,39 @@ def missing(module, purpose):
         purpose, PACKAGES.get(module.split(".")[0], (module,))[0], install_hint(module)))
 
 
+def broken(module, purpose, exc):
+    """The error for `purpose` meeting an installed `module` that does not import (a missing shared library,
+    a missing dependency of its own), naming the cause."""
+    package = PACKAGES.get(module.split(".")[0], (module,))[0]
+    cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return MissingDependency("{} needs {}, which is installed but does not import: {} (reinstall it, or install "
+                             "what it names)".format(purpose, package, cause))
+
+
+def import_failure(exc, purpose):
+    """The one-line error for an ImportError raised while `purpose` ran: an optional package missing (with
+    its install command) or installed but broken (with the cause); None when no optional package is
+    involved (then it is a bug, and its traceback should show)."""
+    import traceback
+
+    name = getattr(exc, "name", None) or ""
+    if isinstance(exc, ModuleNotFoundError) and name in PACKAGES:
+        return missing(name, purpose)
+    for frame, _ in traceback.walk_tb(exc.__traceback__):  # raised inside an optional package's own import
+        top = frame.f_globals.get("__name__", "").split(".")[0]
+        if top in PACKAGES:
+            return broken(top, purpose, exc)
+    if name.split(".")[0] in PACKAGES:  # one of its submodules is missing
+        return broken(name, purpose, exc)
+    return None
+
+
 def require(module, purpose):
-    """import_module(module), or MissingDependency naming what to install."""
+    """import_module(module), or MissingDependency naming what to install (or why the installed one fails)."""
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        if getattr(exc, "name", None) and exc.name.split(".")[0] != module.split(".")[0]:
-            raise  # the module exists but is broken: that error says more
-        raise missing(module, purpose) from None
+        name = getattr(exc, "name", None)
+        if isinstance(exc, ModuleNotFoundError) and name and (module + ".").startswith(name + "."):
+            raise missing(module, purpose) from None
+        raise broken(module, purpose, exc) from None

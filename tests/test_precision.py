@@ -226,6 +226,45 @@ def test_cli_precision_report_and_audit_end_to_end(fixture_set, tmp_path):
     assert orphan.exit_code == 1 and "no original in" in orphan.output and "(expected astronaut.*)" in orphan.output
 
 
+def test_audit_fails_closed(tmp_path):
+    """Review finding: eight decoded images that each still show a face passed an audit with no gate
+    ("8 faces still detected ... PASS", exit 0), and originals without faces gave a re-identification
+    rate of 0 and PASS. Now: no gate -> refused; a gate -> FAIL; nothing measured -> INCONCLUSIVE."""
+    need("dlib", "face_recognition_models")
+    decoded, originals, faceless = tmp_path / "decoded", tmp_path / "originals", tmp_path / "faceless"
+    for d in (decoded, originals, faceless):
+        d.mkdir()
+    for i in range(8):
+        rgb = resize(photo("astronaut" if i % 2 else "grace_hopper"), (200 + 8 * i, 200 + 8 * i))
+        Image.fromarray(rgb).save(str(decoded / "p{}.decoded.png".format(i)))
+    for name in ("coffee", "chelsea"):
+        Image.fromarray(photo(name)).save(str(originals / (name + ".png")))
+        Image.fromarray(photo(name)).save(str(faceless / (name + ".decoded.png")))
+
+    def audit(*args):
+        result = CliRunner().invoke(main, ["audit", "--face-detector", "dlib"] + [str(a) for a in args])
+        assert "Traceback" not in result.output
+        return result
+
+    ungated = audit(decoded)
+    assert ungated.exit_code == 2 and "PASS" not in ungated.output
+    assert "no gate to judge by: give --originals DIR" in ungated.output and "--max-faces N" in ungated.output
+    failed = audit(decoded, "--max-faces", "0")
+    assert failed.exit_code == 3, failed.output
+    assert "8 images (0 failed): 8 faces still detected by dlib in 8 images" in failed.output
+    assert "gate: faces detected <= 0" in failed.output and "FAIL: 8 faces detected > 0" in failed.output
+    assert audit(decoded, "--max-faces", "8").exit_code == 0
+    nothing = audit(faceless, "--originals", originals)
+    assert nothing.exit_code == 4, nothing.output
+    assert "re-identified 0 of 0 original faces (no rate" in nothing.output
+    assert "INCONCLUSIVE: no face found on the originals" in nothing.output and "PASS" not in nothing.output
+    summary = json.loads(audit(faceless, "--originals", originals, "--json").output.strip().splitlines()[-1])["summary"]
+    assert (summary["verdict"], summary["exit_status"], summary["passed"]) == ("INCONCLUSIVE", 4, False)
+    assert summary["reidentification_rate"] is None and summary["original_faces"] == 0
+    assert summary["gate"] == {"max_faces": None, "max_reidentified": 0.1, "threshold": 0.6}
+    assert audit(decoded, "--max-reidentified", "0.5").exit_code == 2  # a re-identification gate needs originals
+
+
 def test_cli_precision_refuses_bad_detectors(fixture_set, tmp_path):
     images, odgt = fixture_set
     result = CliRunner().invoke(main, ["bench", "precision", images, "--annotations", odgt, "--person-detector", "yolo:none.pt",

@@ -205,6 +205,26 @@ def test_admin_apis_need_the_key(server):
     assert stats({}) == 403
     assert stats({ADMIN_HEADER: "wrong"}) == 403
     assert stats({ADMIN_HEADER: ADMIN_KEY}) == 200
+    assert ADMIN_KEY not in server.output() and "administrative APIs (header 'admin-key'): key from " in server.output()
+
+
+def test_server_starts_from_a_source_tree(triton_python, tmp_path, streams):
+    """Review finding: `roi-trt serve run` from the repository root failed: Triton's Python stub puts its
+    working directory first on sys.path, and imported the tree's roi_trt (whose compiled coder a fresh
+    clone lacks) instead of the installed one."""
+    tree = tmp_path / "checkout"
+    (tree / "roi_trt").mkdir(parents=True)
+    (tree / "roi_trt" / "__init__.py").write_text(u'raise ImportError("the source tree, not the installed roi_trt")\n')
+    repo = tmp_path / "repo"
+    write_repository(["demo"], str(repo))
+    server = ServeProcess(triton_python, repo, tmp_path, ADMIN_KEY, cwd=str(tree))
+    try:
+        data, local = streams["demo"][1]
+        with connect(server.url()) as client:
+            assert client.decode(data).size == local.shape[:2]
+    finally:
+        status, output = server.stop()
+    assert status == 0, output
 
 
 def test_stream_cli_sends_a_directory_being_written(server, tmp_path, repository):

@@ -109,6 +109,74 @@ def audit_image(decoded, detector, embedder=None, original=None, min_confidence=
     return AuditResult(faces, distances)
 
 
+# The verdicts of `roi-trt audit` and their exit statuses (1 and 2 as for every command: a file failed, bad options).
+PASS, INCOMPLETE, FAIL, INCONCLUSIVE = "PASS", "INCOMPLETE", "FAIL", "INCONCLUSIVE"
+EXIT_STATUS = {PASS: 0, INCOMPLETE: 1, FAIL: 3, INCONCLUSIVE: 4}
+
+
+class AuditGate(namedtuple("AuditGate", "max_faces max_reidentified threshold")):
+    """What a deployment must meet, None for a criterion not applied: at most `max_faces` faces detected on
+    all decoded images together; at most the share `max_reidentified` of the faces found on the originals
+    re-identified (embedding distance < `threshold`)."""
+
+    def __new__(cls, max_faces=None, max_reidentified=None, threshold=THRESHOLD):
+        return super(AuditGate, cls).__new__(cls, max_faces, max_reidentified, threshold)
+
+    def describe(self):
+        parts = []
+        if self.max_faces is not None:
+            parts.append("faces detected <= {}".format(self.max_faces))
+        if self.max_reidentified is not None:
+            parts.append("re-identified <= {:.1%} of the original faces (distance < {:g})".format(
+                self.max_reidentified, self.threshold))
+        return "; ".join(parts)
+
+
+class Audit(object):
+    """The counts of an audit under `gate`, and its verdict: FAIL when a criterion is exceeded (a leak found
+    stays found), else INCOMPLETE when a file could not be audited, else INCONCLUSIVE when re-identification
+    is gated but no face was found on the originals (nothing was measured), else PASS."""
+
+    def __init__(self, gate):
+        self.gate = gate
+        self.images = self.failed = self.detected = self.with_faces = self.original_faces = self.reidentified = 0
+
+    def add(self, result):
+        """Count one image's AuditResult -> its re-identified faces (None without originals)."""
+        self.images += 1
+        self.detected += len(result.faces)
+        self.with_faces += bool(result.faces)
+        if result.distances is None:
+            return None
+        matched = sum(1 for _, d in result.distances if d < self.gate.threshold)
+        self.original_faces += len(result.distances)
+        self.reidentified += matched
+        return matched
+
+    @property
+    def rate(self):
+        """Share of the original faces re-identified; None when none was found (not 0: nothing was measured)."""
+        return self.reidentified / float(self.original_faces) if self.original_faces else None
+
+    def verdict(self):
+        """-> (verdict, reasons)."""
+        gate, exceeded, open_questions = self.gate, [], []
+        if gate.max_faces is not None and self.detected > gate.max_faces:
+            exceeded.append("{} faces detected > {}".format(self.detected, gate.max_faces))
+        if gate.max_reidentified is not None:
+            if self.rate is None:
+                open_questions.append("no face found on the originals: re-identification not measured")
+            elif self.rate > gate.max_reidentified:
+                exceeded.append("re-identified {:.1%} > {:.1%}".format(self.rate, gate.max_reidentified))
+        if exceeded:
+            return FAIL, exceeded
+        if self.failed:
+            return INCOMPLETE, ["{} file(s) not audited".format(self.failed)] + open_questions
+        if open_questions:
+            return INCONCLUSIVE, open_questions
+        return PASS, []
+
+
 def annotate(decoded, result, threshold=THRESHOLD):
     """PIL image: `decoded` with faces still detected (orange, with confidence) and the original's faces
     (red: re-identified, distance < threshold; green: not), each with its distance."""

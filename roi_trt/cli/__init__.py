@@ -5,14 +5,17 @@ one line with its install command."""
 import warnings
 
 import click
+from PIL import Image
 
 from .. import __version__
 from ..errors import RoiTrtError, UsageError
-from ..optional import PACKAGES, missing
+from ..optional import import_failure
 from . import audit, bench, codec, engines, models, serve, train
 
 # compressai's import triggers a torch deprecation warning that says nothing to a CLI user.
 warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+# Pillow warns about an image over its decompression-bomb limit, which imageio then refuses in one line.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 class _UsageError(click.ClickException):
@@ -29,10 +32,11 @@ class _Group(click.Group):
             raise _UsageError(str(exc)) from None
         except RoiTrtError as exc:
             raise click.ClickException(str(exc)) from None
-        except ModuleNotFoundError as exc:
-            if (exc.name or "").split(".")[0] not in PACKAGES:
+        except ImportError as exc:  # an optional package missing, or installed but broken
+            error = import_failure(exc, "roi-trt {}".format(ctx.invoked_subcommand))
+            if error is None:
                 raise
-            raise click.ClickException(str(missing(exc.name, "roi-trt {}".format(ctx.invoked_subcommand)))) from None
+            raise click.ClickException(str(error)) from None
         except OSError as exc:  # unwritable output directory, full disk, ...
             where = "{}: ".format(exc.filename) if exc.filename else ""
             raise click.ClickException(where + (exc.strerror or str(exc))) from None

@@ -10,8 +10,6 @@ from ..bench.privacy import THRESHOLD as REID_THRESHOLD
 from ..imageio import IMAGE_SUFFIXES
 from .options import force_option, progress_option, show_progress
 
-GATE_FAILED = 3  # exit status when a threshold is exceeded (1: a file failed, 2: bad options)
-
 
 def _stem(path):
     """`photo.decoded.png` -> `photo` (decode's default name), else the name without its suffix."""
@@ -34,49 +32,79 @@ def find_original(decoded_path, originals):
     return find_image([originals], stem)
 
 
+DEFAULT_MAX_REIDENTIFIED = 0.1
+
+
 @click.command("audit")
 @click.argument("decoded", nargs=-1, required=True)
 @click.option("--originals", type=click.Path(exists=True, file_okay=False),
-              help="Directory of the original images (matched by name: a.decoded.png <- a.jpg): measures re-identification.")
+              help="Directory of the original images (matched by name: a.decoded.png <- a.jpg): measures re-identification "
+                   "and gates on it.")
 @click.option("--face-detector", default="mtcnn", show_default=True, help="mtcnn (facenet-pytorch) or dlib.")
 @click.option("--min-confidence", default=0.0, show_default=True, type=click.FloatRange(0),
               help="Ignore detections below this confidence (MTCNN: probability; dlib: SVM margin).")
 @click.option("--threshold", default=REID_THRESHOLD, show_default=True, type=click.FloatRange(0, min_open=True),
               help="dlib embedding distance below which a decoded face still matches its original.")
-@click.option("--max-reidentified", default=0.1, show_default=True, type=click.FloatRange(0, 1),
-              help="With --originals: fail (exit 3) when a larger share of the original faces is re-identified.")
+@click.option("--max-reidentified", type=click.FloatRange(0, 1),
+              help="With --originals: FAIL when a larger share of the original faces is re-identified "
+                   "[default: {:g}].".format(DEFAULT_MAX_REIDENTIFIED))
 @click.option("--max-faces", type=click.IntRange(0),
-              help="Fail (exit 3) when more faces than this are still detected in all decoded images together.")
+              help="FAIL when more faces than this are still detected in all decoded images together.")
 @click.option("--annotate", "annotate_dir", type=click.Path(file_okay=False),
               help="Write <name>.audit.png here: faces still detected (orange) and original faces, red if re-identified.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per image, then a summary.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per image, then a summary with the gate and verdict.")
 @force_option
 @progress_option
 def audit(decoded, originals, face_detector, min_confidence, threshold, max_reidentified, max_faces, annotate_dir, as_json,
           force, progress):
-    """Audit DECODED images for faces that survived the codec (files, globs or directories).
+    """Audit DECODED images for faces that survived the codec (files, globs or directories) and judge them
+    against a gate.
 
     Prints the faces still detected per image (with confidence) and in total; with --originals, the
     re-identification rate: the share of faces found on the originals whose dlib embedding on the decoded
-    image is closer than --threshold. Exit status 3 when --max-reidentified or --max-faces is exceeded
-    (a deployment gate), 1 when a file could not be audited (the others still are)."""
+    image is closer than --threshold. The summary states the gate, the counts and the verdict.
+
+    A gate must be given: --originals (re-identification, at most --max-reidentified) and/or --max-faces.
+    Without originals there is no default: detectors also fire on anonymized faces and on background (a
+    mask-out baseline still had detections), and a codec may leave a face detectable yet unrecognizable, so
+    any fixed count would fail good deployments or pass leaking ones; audit refuses to judge rather than
+    print a PASS nothing was checked for.
+
+    \b
+    Exit status:
+      0  PASS: every criterion met, every image audited
+      3  FAIL: a criterion exceeded (whatever else happened)
+      4  INCONCLUSIVE: no face found on the originals, so re-identification was not measured
+      1  INCOMPLETE: a file could not be audited (the others still are; never PASS)
+      2  bad options, or no gate given"""
     from tqdm import tqdm
 
     from ..bench.detectors import FACE_DETECTORS, open_detector
-    from ..bench.privacy import FaceEmbedder, annotate, audit_image
-    from ..errors import RoiTrtError
-    from ..fileio import atomic_output
+    from ..bench.privacy import EXIT_STATUS, PASS, Audit, AuditGate, FaceEmbedder, annotate, audit_image
+    from ..errors import RoiTrtError, UsageError
+    from ..fileio import atomic_output, check_output
     from ..files import expand
     from ..imageio import load_rgb, resize
 
     if face_detector not in FACE_DETECTORS:
         raise click.BadParameter("face detector: {}".format(", ".join(FACE_DETECTORS)))
+    if max_reidentified is not None and not originals:
+        raise UsageError("--max-reidentified needs --originals")
+    if not originals and max_faces is None:
+        raise UsageError("no gate to judge by: give --originals DIR (re-identification, at most --max-reidentified, "
+                         "default {:.0%}) and/or --max-faces N".format(DEFAULT_MAX_REIDENTIFIED))
+    gate = AuditGate(max_faces, (DEFAULT_MAX_REIDENTIFIED if max_reidentified is None else max_reidentified)
+                     if originals else None, threshold)
     paths = expand(list(decoded), IMAGE_SUFFIXES)
     if "-" in paths:
         raise click.BadParameter("audit reads files, not standard input")
+    if not paths:
+        raise UsageError("no images to audit in {}".format(" ".join(decoded)))
+    if annotate_dir:
+        check_output(annotate_dir, directory=True)
     detector = open_detector(face_detector, "face")
     embedder = FaceEmbedder() if originals else None
-    failed = images = detected = with_faces = original_faces = reidentified = 0
+    tally = Audit(gate)
     with tqdm(total=len(paths), unit="image", disable=not show_progress(progress)) as bar:
         for path in paths:
             bar.update(1)
@@ -99,17 +127,10 @@ def audit(decoded, originals, face_detector, min_confidence, threshold, max_reid
                     with atomic_output(target, replace=force) as tmp:
                         annotate(rgb, result, threshold).save(tmp, format="PNG")
             except RoiTrtError as exc:
-                failed += 1
+                tally.failed += 1
                 click.echo("Error: {}".format(exc), err=True)
                 continue
-            images += 1
-            detected += len(result.faces)
-            with_faces += bool(result.faces)
-            matched = None
-            if result.distances is not None:
-                original_faces += len(result.distances)
-                matched = sum(1 for _, d in result.distances if d < threshold)
-                reidentified += matched
+            matched = tally.add(result)
             if as_json:
                 click.echo(json.dumps({
                     "image": path, "faces": [{"box": [round(v, 1) for v in f.box], "confidence": round(f.score, 4)} for f in result.faces],
@@ -125,31 +146,28 @@ def audit(decoded, originals, face_detector, min_confidence, threshold, max_reid
                     line += "  re-identified {}/{}{}".format(matched, len(result.distances), "  (distance {})".format(
                         " ".join("{:.3f}".format(d) for _, d in result.distances)) if result.distances else "")
                 click.echo(line)
-    rate = reidentified / float(original_faces) if original_faces else 0.0
-    gates = []
-    if originals and rate > max_reidentified:
-        gates.append("re-identified {:.1%} > {:.1%}".format(rate, max_reidentified))
-    if max_faces is not None and detected > max_faces:
-        gates.append("{} faces detected > {}".format(detected, max_faces))
-    summary = {"images": images, "failed": failed, "faces_detected": detected, "images_with_faces": with_faces,
-               "face_detector": detector.name, "min_confidence": min_confidence}
-    if originals:
-        summary.update({"original_faces": original_faces, "reidentified": reidentified, "reidentification_rate": rate,
-                        "threshold": threshold, "max_reidentified": max_reidentified})
-    summary["passed"] = not gates
+    verdict, reasons = tally.verdict()
     if as_json:
+        summary = {"images": tally.images, "failed": tally.failed, "faces_detected": tally.detected,
+                   "images_with_faces": tally.with_faces, "face_detector": detector.name,
+                   "min_confidence": min_confidence, "gate": gate._asdict(), "verdict": verdict, "reasons": reasons,
+                   "exit_status": EXIT_STATUS[verdict], "passed": verdict == PASS}
+        if originals:
+            summary.update({"original_faces": tally.original_faces, "reidentified": tally.reidentified,
+                            "reidentification_rate": tally.rate})
         click.echo(json.dumps({"summary": summary}))
     else:
         text = "{} images ({} failed): {} faces still detected by {} in {} images".format(
-            images, failed, detected, detector.name, with_faces)
+            tally.images, tally.failed, tally.detected, detector.name, tally.with_faces)
         if originals:
-            text += "; re-identified {} of {} original faces ({:.1%}, dlib distance < {:g})".format(
-                reidentified, original_faces, rate, threshold)
+            text += "; re-identified {} of {} original faces ({}, dlib distance < {:g})".format(
+                tally.reidentified, tally.original_faces, "no rate" if tally.rate is None else "{:.1%}".format(tally.rate),
+                threshold)
         click.echo(text)
-        click.echo("FAIL: " + "; ".join(gates) if gates else (
-            "INCOMPLETE: {} file(s) not audited".format(failed) if failed else "PASS"))
-    if gates or failed:
-        click.get_current_context().exit(GATE_FAILED if gates else 1)
+        click.echo("gate: " + gate.describe())
+        click.echo(verdict + (": " + "; ".join(reasons) if reasons else ""))
+    if EXIT_STATUS[verdict]:
+        click.get_current_context().exit(EXIT_STATUS[verdict])
 
 
 COMMANDS = (audit,)

@@ -4,8 +4,9 @@ import click
 
 from ..backends import BACKENDS
 from ..bench.privacy import THRESHOLD as REID_THRESHOLD
+from ..fileio import check_output
 from ..imageio import IMAGE_SUFFIXES
-from .options import csv_list, force_option, progress_option, refuse_existing, show_progress
+from .options import csv_list, force_option, progress_option, show_progress
 
 
 @click.group()
@@ -50,7 +51,7 @@ def bench_latency(images, models, backends, codecs, qualities, repeats, warmup, 
     if bad or any(c not in ("jpeg", "avif") for c in codecs) or not all(q.isdigit() and 0 <= int(q) <= 100 for q in qualities):
         raise click.BadParameter("backends: {}; codecs: jpeg,avif; qualities: 0..100".format(",".join(BACKENDS)))
     _check_baselines(baselines, face_detector)
-    refuse_existing(output, force)
+    check_output(output, replace=force)
     loaded = load_images(expand(images, IMAGE_SUFFIXES) if images else sample_photos(), size)
     methods, notes = build_methods(models, backends, codecs, [int(q) for q in qualities], threads, device,
                                    baselines=baselines, face_detector=face_detector)
@@ -69,7 +70,8 @@ def bench_latency(images, models, backends, codecs, qualities, repeats, warmup, 
 
 def _report(read_csv, load_paper, table, draw, results, compare, plot, force):
     """Print RESULTS as a table (beside the paper's or another run's values); draw(rows, path, paper) a plot."""
-    refuse_existing(plot, force)
+    if plot:
+        check_output(plot, replace=force)
     rows = read_csv(results)
     paper = load_paper(None if compare == "paper" else compare) if compare else None
     for line in table(rows, paper):
@@ -151,7 +153,7 @@ def bench_precision(images, annotations, models, backend, codecs, qualities, bas
     _check_baselines(baselines, face_detector)
     if baselines and not codecs:
         raise click.BadParameter("baselines compress with --codecs: give at least one")
-    refuse_existing(output, force)
+    check_output(output, replace=force)
     faces = open_detector(face_detector, "face", device=device, threads=threads)
     persons = open_detector(person_detector, "person", device=device, threads=threads)
     embedder = None

@@ -20,7 +20,9 @@ from .options import (
 def demo(output, model, backend):
     """Encode and decode the bundled sample photos; write original|decoded PNGs and print bpp and timings."""
     from ..demo import run_demo
+    from ..fileio import check_output
 
+    check_output(output, directory=True)
     run_demo(output, model=model, backend=backend, echo=click.echo)
 
 

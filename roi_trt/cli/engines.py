@@ -61,14 +61,16 @@ def build(model, target, part, gdn, deconv, shape, min_shape, opt_shape, max_sha
     from ..build.targets import input_shape
     from ..errors import UsageError
     from ..backends.tensorrt import import_tensorrt
+    from ..fileio import check_output
     from ..store import resolve
 
     use_tensorrt_home(tensorrt_home)
     resolved = resolve(model)
-    trt = import_tensorrt("roi-trt build")
     if shape and (min_shape or opt_shape or max_shape):
         raise UsageError("give --shape or --min/--opt/--max, not both")
     output = output or os.path.join("engines", "{}-{}".format(resolved.name, target))
+    check_output(output, directory=True)
+    trt = import_tensorrt("roi-trt build")
     parts = PARTS if part == "both" else (part,)
     with directory_lock(output):  # one builder at a time writes an engine directory
         if os.path.isfile(os.path.join(output, MANIFEST)) and read_manifest(output)["fingerprint"] != resolved.fingerprint:

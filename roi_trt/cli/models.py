@@ -4,6 +4,7 @@ import os
 
 import click
 
+from ..fileio import check_output
 from ..spec import DECONV_FORMS, EXPORT_DECONV
 from .options import progress_option, shape_option_value, show_progress, trust_option
 
@@ -81,14 +82,19 @@ def _export_info(resolved):
 def export(checkpoint, output, opset, fixed_shape, deconv, trust_pickle):
     """Export CHECKPOINT (a file or paper:NAME) [default: the shipped demo's] to ONNX (GDN1 as a custom op),
     verified against PyTorch."""
-    from ..checkpoint import load_checkpoint
-    from ..export import DEFAULT_OPSET, export_model
-    from ..pretrained import PREFIX, pull
+    from ..pretrained import PREFIX, cached_path, pull, release_name
     from ..store import DEMO_CHECKPOINT
 
-    path = pull(checkpoint) if checkpoint and checkpoint.startswith(PREFIX) else checkpoint or DEMO_CHECKPOINT
-    model, ckpt = load_checkpoint(path, trust=trust_pickle)
+    paper = bool(checkpoint) and checkpoint.startswith(PREFIX)
+    path = cached_path(release_name(checkpoint)) if paper else checkpoint or DEMO_CHECKPOINT
     output = output or os.path.join("export", os.path.splitext(os.path.basename(path))[0])
+    check_output(output, directory=True)
+    if paper:  # fetched once the output is known to be writable
+        path = pull(checkpoint)
+    from ..checkpoint import load_checkpoint
+    from ..export import DEFAULT_OPSET, export_model
+
+    model, ckpt = load_checkpoint(path, trust=trust_pickle)
     manifest = export_model(model, ckpt, output, opset=opset or DEFAULT_OPSET, shape=fixed_shape, deconv=deconv)
     click.echo("exported ({}, {}) from {} checkpoint to {}".format(ckpt.N, ckpt.M, ckpt.format, output))
     click.echo("  verified against PyTorch float64 ({})".format(manifest["verification_rule"]))

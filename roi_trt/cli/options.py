@@ -1,13 +1,12 @@
 """Options and small helpers shared by the commands."""
 
-import os
 import re
 import sys
 
 import click
 
 from ..backends import BACKENDS
-from ..errors import UsageError
+from ..errors import RoiTrtError
 
 
 def shape_option_value(ctx, param, value):
@@ -21,13 +20,21 @@ def shape_option_value(ctx, param, value):
 
 
 def size_option_value(ctx, param, value):
+    """SIZE or WIDTHxHEIGHT -> (height, width), within what a .roi stream holds."""
+    from ..bitstream import check_image_size
+
     if value is None:
         return None
     m = re.fullmatch(r"(\d+)(?:x(\d+))?", value)
     if not m or int(m.group(1)) == 0 or (m.group(2) and int(m.group(2)) == 0):
         raise click.BadParameter("expected SIZE or WIDTHxHEIGHT, e.g. 512 or 640x480")
     width = int(m.group(1))
-    return (int(m.group(2) or width), width)
+    size = (int(m.group(2) or width), width)
+    try:
+        check_image_size(*size)
+    except RoiTrtError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return size
 
 
 def memory_option_value(ctx, param, value):
@@ -42,11 +49,6 @@ def memory_option_value(ctx, param, value):
 
 def csv_list(ctx, param, value):
     return [v.strip() for v in value.split(",") if v.strip()] if value else []
-
-
-def refuse_existing(path, force):
-    if path and os.path.lexists(path) and not force:
-        raise UsageError("{} exists (--force replaces it)".format(path))
 
 
 def show_progress(option):

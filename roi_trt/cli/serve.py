@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from ..fileio import check_output
 from .options import (
     backend_option, force_option, memory_option, memory_option_value, model_option, size_option_value, threads_option,
 )
@@ -53,6 +54,7 @@ def serve_repo(models, output, synthesis, instances, max_batch, queue_delay_us, 
 
     if sink_dir and sink_callback:
         raise UsageError("give --sink-dir or --sink-callback, not both")
+    check_output(output, directory=True)
     limits = Limits(max_stream_bytes or DEFAULT_LIMITS.max_stream_bytes, max_pixels or DEFAULT_LIMITS.max_pixels)
     path = write_repository(list(models), output, synthesis=synthesis, instances=instances, max_batch=max_batch,
                             device=device, queue_delay_us=queue_delay_us, limits=limits, sink_dir=sink_dir,
@@ -70,9 +72,12 @@ def serve_repo(models, output, synthesis, instances, max_batch, queue_delay_us, 
 @click.option("--grpc-port", default=8001, show_default=True, type=click.IntRange(1, 65535), help="Triton's gRPC port.")
 @click.option("--metrics-port", default=8002, show_default=True, type=click.IntRange(1, 65535),
               help="Prometheus metrics port.")
-@click.option("--admin-key", envvar="ROI_TRT_ADMIN_KEY",
-              help="Value of the 'admin-key' header the administrative APIs require [default: $ROI_TRT_ADMIN_KEY, "
-                   "else a random one, printed].")
+@click.option("--admin-key-file", type=click.Path(dir_okay=False),
+              help="File with the key of the 'admin-key' header the administrative APIs require: yours, mode 0600 "
+                   "(refused if others may read it), made with a random key if it does not exist; never printed "
+                   "[default: $ROI_TRT_ADMIN_KEY, else a random key nobody is told: those APIs stay closed]. Triton "
+                   "takes the key on its command line, readable by local users in /proc: run the server where no "
+                   "untrusted user logs in, or mount /proc with hidepid=invisible.")
 @click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True), help="Server certificate (PEM): gRPC over TLS.")
 @click.option("--tls-key", type=click.Path(dir_okay=False, exists=True), help="Its private key (PEM).")
 @click.option("--tls-ca", type=click.Path(dir_okay=False, exists=True),
@@ -82,17 +87,21 @@ def serve_repo(models, output, synthesis, instances, max_batch, queue_delay_us, 
 @click.option("--tensorrt-plugin", type=click.Path(dir_okay=False, exists=True),
               help="GDN1 plugin library for Triton's TensorRT backend (engines built with --gdn plugin).")
 @click.option("--log-file", type=click.Path(dir_okay=False), help="Triton's log [default: standard error].")
-def serve_run(repository, host, http_port, grpc_port, metrics_port, admin_key, tls_cert, tls_key, tls_ca, tritonserver,
-              tensorrt_plugin, log_file):
+def serve_run(repository, host, http_port, grpc_port, metrics_port, admin_key_file, tls_cert, tls_key, tls_ca,
+              tritonserver, tensorrt_plugin, log_file):
     """Run Triton Inference Server on REPOSITORY until Ctrl-C or SIGTERM (then requests in flight finish)."""
     from ..errors import UsageError
-    from ..serve.server import ServerOptions, TritonServer, serve_forever
+    from ..serve.server import ADMIN_HEADER, ServerOptions, TritonServer, admin_key, serve_forever
 
     if bool(tls_cert) != bool(tls_key) or (tls_ca and not tls_cert):
         raise UsageError("TLS needs --tls-cert and --tls-key (and --tls-ca only with them)")
-    options = ServerOptions(host, http_port, grpc_port, metrics_port, admin_key, tls_cert, tls_key, tls_ca,
+    if log_file:
+        check_output(log_file, replace=True)
+    key, key_source = admin_key(admin_key_file)
+    options = ServerOptions(host, http_port, grpc_port, metrics_port, key, tls_cert, tls_key, tls_ca,
                             tensorrt_plugin=tensorrt_plugin)
     server = TritonServer(repository, options, binary=tritonserver, log_file=log_file)
+    click.echo("administrative APIs (header '{}'): key {}".format(ADMIN_HEADER, key_source), err=True)
     sys.exit(serve_forever(server, echo=lambda line: click.echo(line, err=True)))
 
 

@@ -4,6 +4,7 @@ import os
 
 import click
 
+from ..fileio import check_output
 from ..spec import PAPER_LOSS_WEIGHTS as PAPER, PAPER_TRAINING
 
 
@@ -35,11 +36,12 @@ from ..spec import PAPER_LOSS_WEIGHTS as PAPER, PAPER_TRAINING
 def train(images, annotations, demo_data, output, N, M, size, batch_size, epochs, max_steps, max_minutes, lr, aux_lr,
           lambda_rate, lambda_bg, lambda_hbox, lambda_vbox, flip, seed, device, workers, checkpoint_every, resume):
     """Train a codec with the ROI loss on IMAGES (CrowdHuman layout or a plain folder)."""
+    if demo_data == bool(images):
+        raise click.UsageError("give IMAGES or --demo-data (not both)")
+    check_output(output, directory=True)
     from ..spec import LossWeights
     from ..train.trainer import default_config, train as run
 
-    if demo_data == bool(images):
-        raise click.UsageError("give IMAGES or --demo-data (not both)")
     if demo_data:
         from ..train.demo_data import write_dataset
 

@@ -10,12 +10,24 @@ models cannot be loaded or unloaded through the API (model control "none"), and 
 protocols (model repository and configuration, shared memory, statistics, trace, logging) answer only
 requests that carry the admin key. With TLS (`--tls-cert/--tls-key`, `--tls-ca` for mutual TLS) gRPC
 is encrypted and plain HTTP is bound to 127.0.0.1 with everything but health behind the admin key.
+
+The admin key comes from a file only its owner can read (`--admin-key-file`, made with a random key if
+absent) or from $ROI_TRT_ADMIN_KEY (a process's environment is readable by its owner and root only), and
+is never printed; without either, a random key nobody is told keeps those APIs closed. Triton itself
+takes the key on its command line, which every local user can read in /proc/PID/cmdline: run the server
+where no untrusted user logs in (its own host or container), or mount /proc with `hidepid=invisible`.
+
+Triton runs in a private working directory: the Python backend's stub puts its working directory first
+on sys.path, so started from a source tree it would import that tree's roi_trt (whose compiled coder may
+be missing or built for another Python) instead of the installed one.
 """
 
 import os
+import re
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -23,13 +35,15 @@ import tempfile
 import time
 from collections import namedtuple
 
-from ..errors import RoiTrtError
+from ..errors import RoiTrtError, UsageError
 from ..optional import MissingDependency
 
 ADMIN_HEADER = "admin-key"
 ADMIN_PROTOCOLS = ("model-repository", "model-config", "shared-memory", "statistics", "trace", "logging")
 _ALL_HTTP_APIS = ("metadata", "inference") + ADMIN_PROTOCOLS
 STUB = "triton_python_backend_stub"
+ADMIN_KEY_ENV = "ROI_TRT_ADMIN_KEY"
+_ADMIN_KEY = re.compile(r"[A-Za-z0-9._~+/=-]+")  # what an HTTP header and Triton's flag carry unquoted
 
 TritonInstall = namedtuple("TritonInstall", "binary libraries backends stub")
 
@@ -48,6 +62,51 @@ class ServerOptions(namedtuple("ServerOptions", "host http_port grpc_port metric
     @property
     def tls(self):
         return bool(self.tls_cert)
+
+
+def _checked_key(key, where):
+    if not _ADMIN_KEY.fullmatch(key):
+        raise RoiTrtError("{}: the admin key must be one word of letters, digits and ._~+/=-".format(where))
+    return key
+
+
+def _read_private(path):
+    """The text of `path`, refused unless it is a regular file of this user that no one else may read or write."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        raise RoiTrtError("{}: {}".format(path, exc.strerror)) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise RoiTrtError("{}: not a regular file".format(path))
+        if info.st_uid != os.getuid() or info.st_mode & 0o077:
+            raise RoiTrtError("{}: the admin key file must be yours and private (mode {:04o}, owner {}): "
+                              "chmod 600 {}".format(path, stat.S_IMODE(info.st_mode), info.st_uid, path))
+        return os.read(fd, 1 << 16).decode("ascii", "replace").strip()  # a key is a line
+    finally:
+        os.close(fd)
+
+
+def admin_key(path=None, environ=None):
+    """-> (key or None, where it came from): `path`, made with a random key (mode 0600) if it does not exist,
+    or $ROI_TRT_ADMIN_KEY; None when neither is given (ServerOptions then makes a random key nobody is told)."""
+    environ = os.environ if environ is None else environ
+    if path and environ.get(ADMIN_KEY_ENV):
+        raise UsageError("give --admin-key-file or ${}, not both".format(ADMIN_KEY_ENV))
+    if environ.get(ADMIN_KEY_ENV):
+        return _checked_key(environ[ADMIN_KEY_ENV].strip(), "$" + ADMIN_KEY_ENV), "from $" + ADMIN_KEY_ENV
+    if not path:
+        return None, "none given: a random key nobody is told keeps them closed (--admin-key-file)"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _checked_key(_read_private(path), path), "from " + path
+    except OSError as exc:
+        raise RoiTrtError("{}: {}".format(path, exc.strerror)) from None
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_urlsafe(32) + "\n")
+    return _read_private(path), "made in " + path + " (mode 0600)"
 
 
 def find_tritonserver(binary=None):
@@ -92,6 +151,8 @@ def server_environment(install):
     if env.get("LD_LIBRARY_PATH"):
         paths.append(env["LD_LIBRARY_PATH"])
     env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in paths if p)
+    if env.get("PYTHONPATH"):  # the server runs elsewhere (TritonServer.start): keep what these entries meant
+        env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in env["PYTHONPATH"].split(os.pathsep) if p)
     env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
     return env
 
@@ -116,13 +177,14 @@ def server_command(install, repository, backends, options, log_file=None):
         "--http-restricted-api", "{}:{}={}".format(restricted_http, ADMIN_HEADER, options.admin_key),
     ]
     if options.tls:
-        argv += ["--grpc-use-ssl", "true", "--grpc-server-cert", options.tls_cert, "--grpc-server-key", options.tls_key]
+        argv += ["--grpc-use-ssl", "true", "--grpc-server-cert", os.path.abspath(options.tls_cert),
+                 "--grpc-server-key", os.path.abspath(options.tls_key)]
         if options.tls_ca:
-            argv += ["--grpc-use-ssl-mutual", "true", "--grpc-root-cert", options.tls_ca]
+            argv += ["--grpc-use-ssl-mutual", "true", "--grpc-root-cert", os.path.abspath(options.tls_ca)]
     if options.tensorrt_plugin:
         argv += ["--backend-config", "tensorrt,plugins={}".format(os.path.abspath(options.tensorrt_plugin))]
     if log_file:
-        argv += ["--log-file", log_file]
+        argv += ["--log-file", os.path.abspath(log_file)]
     return argv
 
 
@@ -143,7 +205,8 @@ class TritonServer(object):
         self._workdir = tempfile.mkdtemp(prefix="roi-trt-triton-")
         backends = backend_directory(self.install, self._workdir)
         argv = server_command(self.install, self.repository, backends, self.options, self.log_file)
-        self.process = subprocess.Popen(argv, env=server_environment(self.install), start_new_session=True)
+        self.process = subprocess.Popen(argv, env=server_environment(self.install), cwd=self._workdir,
+                                        start_new_session=True)
         return self
 
     def wait_ready(self, timeout=120):
@@ -214,7 +277,6 @@ def serve_forever(server, echo=print):
         echo("Triton is ready: HTTP {}:{}, gRPC {}:{}{}, metrics {}:{}; model roi_decode".format(
             "127.0.0.1" if o.tls else o.host, o.http_port, o.host, o.grpc_port, " (TLS)" if o.tls else "",
             o.host, o.metrics_port))
-        echo("admin key (header '{}') for statistics and other administrative APIs: {}".format(ADMIN_HEADER, o.admin_key))
         while not stopping and server.process.poll() is None:
             time.sleep(0.2)
         if stopping:
@@ -254,26 +316,33 @@ def _children(pid):
 
 
 class ServeProcess(object):
-    """`roi-trt serve run REPOSITORY` under `python` (one with nvidia-pytriton and roi_trt installed) on free
-    loopback ports, for tests and benchmarks; stopped with SIGTERM, as a service manager would."""
+    """`roi-trt serve run REPOSITORY` as a user runs it, the `roi-trt` that pip installed beside `python` (one
+    with nvidia-pytriton and roi_trt installed), from `cwd` (default `log_dir`), on free loopback ports,
+    with `admin_key` in a private file in `log_dir`; for tests and benchmarks; stopped with SIGTERM, as a
+    service manager would."""
 
-    def __init__(self, python, repository, log_dir, admin_key, extra=(), timeout=180):
+    def __init__(self, python, repository, log_dir, admin_key, extra=(), timeout=180, cwd=None):
         self.http, self.grpc, metrics = free_ports(3)
         self.admin_key = admin_key
         self.log = os.path.join(str(log_dir), "triton-{}.log".format(self.http))
         self.out = os.path.join(str(log_dir), "serve-run-{}.out".format(self.http))
-        python = os.path.abspath(python) if os.sep in python else python
-        argv = [python, "-m", "roi_trt.cli", "serve", "run", str(repository), "--http-port", str(self.http),
-                "--grpc-port", str(self.grpc), "--metrics-port", str(metrics), "--admin-key", admin_key,
-                "--log-file", self.log] + list(extra)
-        self._argv, self._cwd, self._timeout = argv, str(log_dir), timeout
+        fd, key_file = tempfile.mkstemp(prefix="admin-", suffix=".key", dir=str(log_dir))  # mode 0600
+        with os.fdopen(fd, "w") as f:
+            f.write(admin_key)
+        script = os.path.join(os.path.dirname(os.path.abspath(shutil.which(python) or python)), "roi-trt")
+        argv = [script, "serve", "run", str(repository), "--http-port", str(self.http), "--grpc-port", str(self.grpc),
+                "--metrics-port", str(metrics), "--admin-key-file", key_file, "--log-file", self.log] + list(extra)
+        self._env = dict(os.environ)
+        self._env.pop(ADMIN_KEY_ENV, None)
+        self._argv, self._cwd, self._timeout = argv, str(cwd or log_dir), timeout
         self.start()
 
     def start(self):
         """Run `serve run` (again, after kill(): on the same ports, as cameras know them) until Triton is ready."""
         offset = os.path.getsize(self.out) if os.path.exists(self.out) else 0
         with open(self.out, "a") as out:
-            self.process = subprocess.Popen(self._argv, stdout=out, stderr=subprocess.STDOUT, cwd=self._cwd)
+            self.process = subprocess.Popen(self._argv, stdout=out, stderr=subprocess.STDOUT, cwd=self._cwd,
+                                            env=self._env)
         deadline = time.monotonic() + self._timeout
         while "Triton is ready" not in self.output()[offset:]:
             if self.process.poll() is not None or time.monotonic() > deadline:

@@ -100,9 +100,10 @@ def test_rgb_pngs_read_as_pillow_reads_them(photo, kind):
         import imagecodecs  # noqa: F401
     except ImportError:  # Python 3.6: Pillow reads them all
         return
-    from roi_trt.imageio import _png_rgb8
+    from roi_trt.imageio import _png_rgb8, _png_rgb8_size
 
-    assert (_png_rgb8(data) is None) == (kind == "exif")  # the plain one takes libpng
+    assert _png_rgb8_size(data) == rgb.shape[:2]
+    assert (_png_rgb8(data, rgb.shape[:2]) is None) == (kind == "exif")  # the plain one takes libpng
 
 
 def test_stream_from_another_model_is_refused(codec, photo, other_model_export):
@@ -143,14 +144,14 @@ def test_oversized_claims_are_rejected_before_allocation(codec, photo):
     payload = data[bitstream.HEADER_SIZE:]
     crc = zlib.crc32(payload, zlib.crc32(bytes(head))) & 0xFFFFFFFF
     forged = bytes(head) + struct.pack("<I", crc) + payload
-    with pytest.raises(BitstreamError, match="out of range"):
+    with pytest.raises(BitstreamError, match="the .roi format.s limit"):
         codec.decode(forged)
     length_lie = bytearray(data)
     struct.pack_into("<I", length_lie, 30, 1 << 31)
     with pytest.raises(BitstreamError, match="payload length"):
         codec.decode(bytes(length_lie))
     huge_packet = bitstream.pack_reference_packet(payload, (100000, 100000))
-    with pytest.raises(BitstreamError, match="out of range"):
+    with pytest.raises(BitstreamError, match="the .roi format.s limit"):
         codec.decode(huge_packet)
 
 
@@ -226,3 +227,93 @@ def test_cli_subprocess_errors_are_one_line(export_dir, tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
     )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr and "no such model" in proc.stderr
+
+
+def test_reserved_header_byte_must_be_zero(codec, photo):
+    """The README documents byte 9 as reserved (0); a stream that sets it is refused, checksum or not."""
+    data, _ = codec.encode(photo[:32, :32])
+    assert data[9:10] == b"\x00"
+    head = bytearray(data[: bitstream.HEADER_SIZE - 4])
+    head[9] = 1
+    payload = data[bitstream.HEADER_SIZE:]
+    forged = bytes(head) + struct.pack("<I", zlib.crc32(payload, zlib.crc32(bytes(head))) & 0xFFFFFFFF) + payload
+    with pytest.raises(BitstreamError, match="reserved header byte is 0x1, not 0"):
+        bitstream.unpack(forged)
+
+
+def _jpeg_claiming(width, height):
+    """A small real JPEG whose frame header (SOF0) claims width x height (its scan holds 90x80 pixels)."""
+    out = io.BytesIO()
+    Image.new("RGB", (90, 80), (90, 120, 150)).save(out, format="JPEG")
+    data = bytearray(out.getvalue())
+    sof = data.index(b"\xff\xc0")
+    struct.pack_into(">HH", data, sof + 5, height, width)
+    return bytes(data)
+
+
+def _png(width, height):
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 30, 30)).save(out, format="PNG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("data, message", [
+    (_jpeg_claiming(9000, 8000), "big.jpg: image size 9000x8000: 72000000 pixels, over the .roi format's limit of "
+                                 "67108864 (64 MP)"),
+    (_png(16, 33000), "big.jpg: image size 16x33000: a side over 32768 pixels, the .roi format's limit"),
+], ids=["jpeg-72MP", "png-tall"])
+def test_image_size_is_checked_from_the_header_before_any_pixel(data, message):
+    """Review finding: a 9000x8000 JPEG ran ~2 minutes of analysis before "out of range"; a 16x33000 image
+    ran every tile, then failed in bitstream.pack. The 8-bit RGB PNG takes the libpng path where it is
+    installed, the JPEG Pillow's."""
+    from roi_trt.imageio import decode_rgb
+
+    with pytest.raises(RoiTrtError) as refused:
+        decode_rgb(data, "big.jpg", check_size=bitstream.check_image_size)
+    assert str(refused.value) == message
+
+
+def test_encode_refuses_oversized_images_before_any_transform(export_dir, tmp_path, codec):
+    (tmp_path / "tall.png").write_bytes(_png(16, 33000))
+    result = CliRunner().invoke(main, ["encode", str(tmp_path / "tall.png"), "-m", export_dir, "-o", str(tmp_path / "t.roi")])
+    assert result.exit_code == 1 and "tall.png: image size 16x33000: a side over 32768 pixels" in result.output
+    assert not (tmp_path / "t.roi").exists()
+    small = CliRunner().invoke(main, ["encode", str(tmp_path / "tall.png"), "-m", export_dir, "--size", "16x2000",
+                                      "-o", str(tmp_path / "s.roi")])
+    assert small.exit_code == 0, small.output  # --size resizes first: the resized size is what a stream holds
+    huge = CliRunner().invoke(main, ["encode", str(tmp_path / "tall.png"), "-m", export_dir, "--size", "40000"])
+    assert huge.exit_code == 2 and "40000x40000: a side over 32768 pixels" in huge.output
+    analyzed = []  # frames in memory: refused in Codec.encode, before the analysis transform runs
+    run = codec.backend.analysis
+    codec.backend.analysis = lambda x: analyzed.append(x.shape) or run(x)
+    with pytest.raises(BitstreamError, match="a side over 32768 pixels"):
+        codec.encode(np.zeros((33000, 16, 3), np.uint8))
+    with pytest.raises(BitstreamError, match="over the .roi format's limit of 67108864"):
+        codec.encode(np.zeros((64, 64, 3), np.uint8), size=(8200, 8200))
+    assert analyzed == []
+
+
+def test_pillows_decompression_bomb_limit_gets_one_line(monkeypatch):
+    from roi_trt.imageio import decode_rgb
+
+    gray = io.BytesIO()
+    Image.new("L", (40, 40), 128).save(gray, format="PNG")  # Pillow's path (not 8-bit RGB)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 1600 pixels: Pillow itself would only warn
+    with pytest.raises(RoiTrtError) as refused, pytest.warns(Image.DecompressionBombWarning):  # the CLI hides it
+        decode_rgb(gray.getvalue(), "bomb.png")
+    assert str(refused.value) == ("bomb.png: image size 40x40: 1600 pixels, over Pillow's decompression-bomb limit "
+                                  "of 1000 (PIL.Image.MAX_IMAGE_PIXELS)")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # over twice the limit: Pillow raises in open
+    with pytest.raises(RoiTrtError, match="^bomb.png: over twice Pillow's decompression-bomb limit of 500 pixels"):
+        decode_rgb(gray.getvalue(), "bomb.png")
+    with pytest.raises(RoiTrtError, match="^rgb.png: image size 40x40: 1600 pixels, over Pillow's"):
+        decode_rgb(_png(40, 40), "rgb.png")  # the libpng path keeps the same limit
+
+
+def test_unreadable_image_message_names_the_file_only():
+    """Review finding: the message leaked `<_io.BytesIO object at 0x...>`."""
+    from roi_trt.imageio import decode_rgb
+
+    with pytest.raises(RoiTrtError) as refused:
+        decode_rgb(b"neither JPEG nor PNG", "notes.jpg")
+    assert str(refused.value) == "notes.jpg: not an image (no format Pillow reads)"

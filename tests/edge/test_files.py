@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -220,6 +221,24 @@ def test_commands_that_need_torch_say_so_in_one_line(photos, tmp_path, command):
         assert "nothing to measure" in text and proc.returncode == 1
 
 
+@pytest.mark.parametrize("command", [["export"], ["encode", "{img}", "--backend", "torch", "-o", "{tmp}/b.roi"]])
+def test_a_broken_optional_package_gets_one_line_naming_the_cause(photos, tmp_path, command):
+    """Review finding: torch installed but broken (an ImportError without a module name, as a missing CUDA
+    library gives on a Jetson) made `export` print a traceback."""
+    site = tmp_path / "site"
+    (site / "torch").mkdir(parents=True)
+    (site / "torch" / "__init__.py").write_text(u'raise ImportError("libcudart.so.10.2: cannot open shared object file")\n')
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site)] + sys.path))
+    args = [a.format(tmp=tmp_path, img=photos / "b.png") for a in command]
+    proc = subprocess.run([sys.executable, "-m", "roi_trt.cli"] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, env=env, cwd=str(tmp_path))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines() == ["Error: {} needs torch, which is installed but does not import: "
+                                                "libcudart.so.10.2: cannot open shared object file (reinstall it, or "
+                                                "install what it names)".format(
+                                                    "roi-trt export" if command[0] == "export" else "the torch backend")]
+
+
 def test_summary_counts_bits_over_all_pixels(export_dir, photos, tmp_path):
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(str(photos / "tiny.png"))  # header-dominated bpp
     result = cli("encode", photos / "a.png", photos / "tiny.png", "-m", export_dir, "-o", tmp_path, "--json")
@@ -281,3 +300,109 @@ def test_awkward_inputs_and_outputs(export_dir, photos, tmp_path):
     result = CliRunner().invoke(main, ["encode", "-", "-o", str(tmp_path / "std"), "-m", export_dir],
                                 input=(photos / "b.png").read_bytes())
     assert result.exit_code == 0 and os.listdir(str(tmp_path / "std")) == ["stdin.roi"]
+
+
+def _refuses_files(directory):
+    import tempfile
+
+    try:
+        fd, path = tempfile.mkstemp(dir=directory)
+    except OSError:
+        return True
+    os.close(fd)
+    os.unlink(path)
+    return False
+
+
+@pytest.fixture()
+def unwritable(tmp_path):
+    """A directory where no file can be created: read-only by its mode, or (for root, whom modes do not stop)
+    sysfs, where nobody creates files."""
+    directory = tmp_path / "ro"
+    directory.mkdir()
+    directory.chmod(0o555)
+    try:
+        found = [d for d in (str(directory), "/sys/kernel") if os.path.isdir(d) and _refuses_files(d)]
+        if not found:
+            pytest.skip("no directory here refuses new files to this user")
+        yield found[0]
+    finally:
+        directory.chmod(0o755)
+
+
+def test_atomic_output_errors_name_the_target(unwritable, tmp_path):
+    """Review finding: a failed output named its temporary `.part` file."""
+    from roi_trt.errors import RoiTrtError
+    from roi_trt.fileio import atomic_output, check_output
+
+    target = os.path.join(unwritable, "l.csv")
+    with pytest.raises(OSError) as failed:
+        with atomic_output(target):
+            pass
+    assert failed.value.filename == target
+    with pytest.raises(OSError) as failed:
+        with atomic_output(str(tmp_path / "a.csv")) as tmp:
+            os.listdir(tmp)  # an error about the temporary file
+    assert failed.value.filename == str(tmp_path / "a.csv")
+    elsewhere = str(tmp_path / "missing" / "input.png")
+    with pytest.raises(OSError) as failed:
+        with atomic_output(str(tmp_path / "b.csv")):
+            open(elsewhere)  # an error about another file keeps its name
+    assert failed.value.filename == elsewhere
+    assert os.listdir(str(tmp_path)) == ["ro"]  # nothing published, nothing left behind
+    with pytest.raises(RoiTrtError, match="^{}: cannot be written".format(re.escape(target))):
+        check_output(target)
+    check_output(str(tmp_path / "new" / "deeper" / "x.csv"))  # can be made later: nothing is made now
+    assert os.listdir(str(tmp_path)) == ["ro"]
+
+
+# Every command that writes: its arguments, with {ro} an unwritable directory. Each must refuse before its
+# work, naming the output as given (bench latency used to run the whole benchmark, then name a `.part` file).
+WRITERS = [
+    ["encode", "{img}", "-o", "{ro}/b.roi"],
+    ["encode", "{img}", "-o", "{ro}/encoded"],
+    ["decode", "{stream}", "-o", "{ro}/b.png"],
+    ["demo", "-o", "{ro}/demo"],
+    ["bench", "latency", "{missing}", "--models", "demo", "--backends", "onnxruntime", "--codecs", "", "-o", "{ro}/l.csv"],
+    ["bench", "precision", "{dir}", "--annotations", "{odgt}", "--models", "demo", "-o", "{ro}/p.csv"],
+    ["bench", "report", "{odgt}", "--plot", "{ro}/fig5.png"],
+    ["bench", "precision-report", "{odgt}", "--plot", "{ro}/fig4.png"],
+    ["audit", "{dir}", "--max-faces", "0", "--annotate", "{ro}/annotated"],
+    ["train", "--demo-data", "-o", "{ro}/train"],
+    ["export", "-o", "{ro}/export"],
+    ["build", "-o", "{ro}/engines"],
+    ["serve", "repo", "demo", "-o", "{ro}/model_repository"],
+    ["serve", "run", "{dir}", "--log-file", "{ro}/triton.log"],
+]
+
+
+@pytest.mark.parametrize("command", WRITERS, ids=[" ".join(c[:2]) + (" dir" if c[-1].endswith("encoded") else "")
+                                                  for c in WRITERS])
+def test_every_output_is_checked_before_the_work(photos, tmp_path, unwritable, command):
+    (tmp_path / "gt.odgt").write_text(u'{"ID": "b", "gtboxes": []}\n')
+    args = [a.format(ro=unwritable, img=photos / "b.png", stream=tmp_path / "b.roi", missing=tmp_path / "nope.png",
+                     dir=photos, odgt=tmp_path / "gt.odgt") for a in command]
+    proc = subprocess.run([sys.executable, "-c", NO_TORCH] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: " + args[-1]) and ": cannot be written (" in last, last
+    assert ".part" not in proc.stderr and "torch" not in proc.stderr  # before the work, before even importing it
+
+
+def test_default_mode_reads_the_umask_without_changing_it(monkeypatch, tmp_path):
+    """Review finding: it flipped the process umask, for a moment, under every other thread."""
+    from roi_trt import fileio
+
+    previous = os.umask(0o027)
+    try:
+        def no_umask(mask):
+            raise AssertionError("os.umask called")
+
+        monkeypatch.setattr(os, "umask", no_umask)
+        assert fileio.default_mode() == 0o640 and fileio.default_mode(directory=True) == 0o750
+        monkeypatch.setattr(fileio, "_STATUS", str(tmp_path / "absent"))  # not Linux: a probe file shows it
+        assert fileio.default_mode() == 0o640
+    finally:
+        monkeypatch.undo()
+        os.umask(previous)

@@ -14,7 +14,7 @@ from roi_trt.bench.anonymize import AnonymizeThenCompress, blur_regions, gaussia
 from roi_trt.bench.detectors import Detector, Found, open_detector
 from roi_trt.bench.methods import PillowCodecMethod
 from roi_trt.bench.precision_report import load_paper, table
-from roi_trt.bench.privacy import distance_summary
+from roi_trt.bench.privacy import EXIT_STATUS, Audit, AuditGate, AuditResult, distance_summary
 from roi_trt.bench.voc_ap import Detection, all_point_ap, evaluate, iou
 from roi_trt.datasets.crowdhuman import DataReport, find_image, iter_odgt, parse_odgt, resize_boxes
 from roi_trt.errors import UsageError
@@ -295,3 +295,27 @@ def test_paper_values_are_the_reference_numbers():
     assert (paper[("roi-codec", "128-2")]["face_tp"], paper[("roi-codec", "128-2")]["face_fp"]) == (150, 1105)
     assert (paper[("jpeg", "q10")]["face_tp"], paper[("jpeg", "q10")]["bpp"], paper[("jpeg", "q10")]["person_ap"]) == (4031, 0.39, 0.20)
     assert paper[("avif", "q1")]["face_ap"] == 0.007 and len(paper) == 9
+
+
+def test_audit_verdicts_never_pass_without_evidence():
+    face = Found([0.0, 0.0, 10.0, 10.0], 0.9)
+
+    def audit(gate, results, failed=0):
+        tally = Audit(gate)
+        for result in results:
+            tally.add(result)
+        tally.failed = failed
+        return tally.verdict()
+
+    faces_only = AuditGate(max_faces=0)
+    assert audit(faces_only, [AuditResult([face], None)] * 8) == ("FAIL", ["8 faces detected > 0"])
+    assert audit(faces_only, [AuditResult([], None)] * 8) == ("PASS", [])
+    reid = AuditGate(max_reidentified=0.1)
+    no_faces = [AuditResult([], [])] * 3  # the originals showed no face
+    assert audit(reid, no_faces)[0] == "INCONCLUSIVE" and Audit(reid).rate is None
+    assert audit(reid, [AuditResult([], [([0, 0, 9, 9], 0.7)])]) == ("PASS", [])
+    leak = [AuditResult([face], [([0, 0, 9, 9], 0.2), ([0, 0, 9, 9], 0.9)])]
+    assert audit(reid, leak) == ("FAIL", ["re-identified 50.0% > 10.0%"])
+    assert audit(reid, leak, failed=1)[0] == "FAIL"  # a leak found stays found
+    assert audit(reid, no_faces, failed=1)[0] == "INCOMPLETE"
+    assert [EXIT_STATUS[v] for v in ("PASS", "INCOMPLETE", "FAIL", "INCONCLUSIVE")] == [0, 1, 3, 4]

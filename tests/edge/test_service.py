@@ -220,10 +220,35 @@ def test_server_command_keeps_the_server_closed_by_default():
     tls = flags(ServerOptions(host="0.0.0.0", admin_key="k", tls_cert="c.pem", tls_key="c.key", tls_ca="ca.pem",
                               tensorrt_plugin="/x/libroi_trt_gdn1.so"))
     assert tls["--grpc-address"] == "0.0.0.0" and tls["--http-address"] == "127.0.0.1"
-    assert tls["--grpc-use-ssl"] == tls["--grpc-use-ssl-mutual"] == "true" and tls["--grpc-root-cert"] == "ca.pem"
+    assert tls["--grpc-use-ssl"] == tls["--grpc-use-ssl-mutual"] == "true" and tls["--grpc-root-cert"] == os.path.abspath("ca.pem")
     assert tls["--http-restricted-api"].startswith("metadata,inference,")  # plain HTTP: only health is open
     assert tls["--backend-config"] == "tensorrt,plugins=/x/libroi_trt_gdn1.so"
     assert ServerOptions().admin_key != ServerOptions().admin_key  # a fresh random key when none is given
+
+
+def test_admin_key_comes_from_a_private_file_or_the_environment(tmp_path):
+    """Review finding: the admin key was printed at start and could be given on the command line."""
+    from roi_trt.errors import RoiTrtError, UsageError
+    from roi_trt.serve.server import ADMIN_KEY_ENV, admin_key
+
+    path = str(tmp_path / "admin.key")
+    key, source = admin_key(path, environ={})  # made, with a random key only its owner may read
+    assert os.stat(path).st_mode & 0o777 == 0o600 and len(key) >= 32 and source.startswith("made in ")
+    assert key not in source and admin_key(path, environ={}) == (key, "from " + path)
+    os.chmod(path, 0o640)
+    with pytest.raises(RoiTrtError, match="must be yours and private \\(mode 0640"):
+        admin_key(path, environ={})
+    os.chmod(path, 0o600)
+    with open(path, "w") as f:
+        f.write("two words")
+    with pytest.raises(RoiTrtError, match="one word"):
+        admin_key(path, environ={})
+    with pytest.raises(RoiTrtError, match="not a regular file"):
+        admin_key(str(tmp_path), environ={})
+    assert admin_key(None, {ADMIN_KEY_ENV: "s3cret-from-env"}) == ("s3cret-from-env", "from $" + ADMIN_KEY_ENV)
+    with pytest.raises(UsageError, match="not both"):
+        admin_key(path, {ADMIN_KEY_ENV: "s3cret-from-env"})
+    assert admin_key(None, {})[0] is None  # ServerOptions then makes a random key nobody is told
 
 
 def test_video_file_frames_are_streamed_in_order(service, tmp_path):

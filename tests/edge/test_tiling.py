@@ -1,5 +1,6 @@
 """Tiled transforms equal untiled ones: the halo covers what every kept output depends on."""
 
+import math
 import os
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from roi_trt.cli import main
-from roi_trt.codec import WORK_BYTES, open_codec
+from roi_trt.codec import WORK_BYTES, check_max_memory, open_codec
 from roi_trt.entropy import quantize
 from roi_trt.tiling import HALO, spans
 
@@ -37,7 +38,7 @@ def test_tiled_equals_untiled(export_dir, whole, photo, tile, size):
     rgb = photo[100: 100 + size[0], 50: 50 + size[1]]
     frame = whole.prepare(rgb)
     reference_latent = whole.analyze(frame)[0]
-    tiled = open_codec(export_dir, max_memory=budget_for(whole, "encoder", tile))
+    tiled = open_codec(export_dir, parts=("encoder",), max_memory=budget_for(whole, "encoder", tile))
     assert tiled.tile_latents("encoder") == tile
     latent = tiled.analyze(frame)[0]
     same = np.mean(quantize(latent, tiled.tables) == quantize(reference_latent, whole.tables))
@@ -45,7 +46,7 @@ def test_tiled_equals_untiled(export_dir, whole, photo, tile, size):
 
     y_hat = np.rint(reference_latent)[None].astype(np.float32)
     reference_image = whole.synthesize(y_hat)[0]
-    tiled = open_codec(export_dir, max_memory=budget_for(whole, "decoder", tile))
+    tiled = open_codec(export_dir, parts=("decoder",), max_memory=budget_for(whole, "decoder", tile))
     assert tiled.tile_latents("decoder") == tile
     assert np.abs(tiled.synthesize(y_hat)[0] - reference_image).max() <= 1.0 / 255
 
@@ -87,7 +88,7 @@ def test_streams_and_images_agree_through_the_cli(export_dir, photo, tmp_path):
 
     Image.fromarray(photo[:300, :260]).save(str(tmp_path / "p.png"))
     runner = CliRunner()
-    for name, memory in (("whole", "64G"), ("tiled", "2M")):
+    for name, memory in (("whole", "64G"), ("tiled", "8M")):
         assert runner.invoke(main, ["encode", str(tmp_path / "p.png"), "-m", export_dir, "--max-memory", memory,
                                     "-o", str(tmp_path / (name + ".roi"))]).exit_code == 0
         assert runner.invoke(main, ["decode", str(tmp_path / (name + ".roi")), "-m", export_dir, "--max-memory", memory,
@@ -97,6 +98,29 @@ def test_streams_and_images_agree_through_the_cli(export_dir, photo, tmp_path):
     assert np.abs(a - b).max() <= 1
     bad = runner.invoke(main, ["decode", str(tmp_path / "whole.roi"), "-m", export_dir, "--max-memory", "lots"])
     assert bad.exit_code == 2 and "384M or 1.5G" in bad.output
+
+
+def test_a_budget_below_one_tile_is_refused_with_the_minimum(export_dir, photo, tmp_path):
+    """Review finding: `--max-memory 1K` was accepted and a 512x512 encode ran 20x longer in one-latent
+    tiles. The minimum is one tile: a core of one latent and its halo, at the model's working memory."""
+    from PIL import Image
+
+    from roi_trt.errors import UsageError
+    from roi_trt.store import resolve
+
+    model = resolve(export_dir)
+    d = model.downsampling
+    need = (1 + 2 * HALO) ** 2 * d * d * model.N * WORK_BYTES["encoder"]
+    check_max_memory(model, ("encoder",), int(math.ceil(need)))
+    with pytest.raises(UsageError, match="less than one tile of the \\(128, 2\\) encoder needs: at least 3.4M"):
+        check_max_memory(model, ("encoder",), int(need) - 1)
+    Image.fromarray(photo[:64, :64]).save(str(tmp_path / "p.png"))
+    refused = CliRunner().invoke(main, ["encode", str(tmp_path / "p.png"), "-m", export_dir, "--max-memory", "1K",
+                                        "-o", str(tmp_path / "p.roi")])
+    assert refused.exit_code == 2 and "--max-memory of 1024 bytes is less than one tile" in refused.output
+    assert "at least 3.4M" in refused.output and not (tmp_path / "p.roi").exists()
+    assert CliRunner().invoke(main, ["encode", str(tmp_path / "p.png"), "-m", export_dir, "--max-memory", "3.4M",
+                                     "-o", str(tmp_path / "p.roi")]).exit_code == 0
 
 
 def test_frames_side_by_side_keep_the_tiles_of_one_frame_and_fit_in_memory(export_dir, whole):
