@@ -91,12 +91,20 @@ def atomic_output(path, replace=True):
             os.unlink(tmp)
 
 
-def check_output(path, replace=False, directory=False):
+def _nearest_existing(path):
+    path = os.path.abspath(path)
+    while not os.path.lexists(path):
+        path = os.path.dirname(path)
+    return path
+
+
+def check_output(path, replace=False, directory=False, beside=False):
     """Refuse, before the work that makes it, an output that could not be written: `path` is a file
     (refused if it is a directory, or exists without `replace`) or, with `directory`, a directory files
-    are written into (refused if it is something else). Where it is created (the directory itself if it
-    exists, else its nearest existing ancestor) a file is made and removed, so read-only filesystems
-    count too. Errors name `path` as given."""
+    are written into (refused if it is something else); `beside`: the directory is also replaced whole or
+    locked from its parent (artifacts.replacing_dir, directory_lock), which must take new entries too.
+    Where entries are made (the directory itself if it exists, else the nearest existing ancestor) a file
+    is made and removed, so read-only filesystems count too. Errors name `path` as given."""
     path = os.fspath(path)
     if directory:
         if os.path.exists(path) and not os.path.isdir(path):
@@ -105,17 +113,18 @@ def check_output(path, replace=False, directory=False):
         raise RoiTrtError("{}: is a directory".format(path))
     elif os.path.lexists(path) and not replace:
         raise UsageError("{} exists (--force replaces it)".format(path))
-    where = os.path.abspath(path if directory else os.path.dirname(os.path.abspath(path)))
-    while not os.path.lexists(where):
-        where = os.path.dirname(where)
-    if not os.path.isdir(where):
-        raise RoiTrtError("{}: cannot be created ({} is not a directory)".format(path, where))
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".", suffix=".probe", dir=where)
-    except OSError as exc:
-        raise RoiTrtError("{}: cannot be written ({})".format(path, exc.strerror or exc)) from None
-    os.close(fd)
-    os.unlink(probe)
+    places = {_nearest_existing(path if directory else os.path.dirname(os.path.abspath(path)))}
+    if beside:
+        places.add(_nearest_existing(os.path.dirname(os.path.abspath(path))))
+    for where in sorted(places):
+        if not os.path.isdir(where):
+            raise RoiTrtError("{}: cannot be created ({} is not a directory)".format(path, where))
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".", suffix=".probe", dir=where)
+        except OSError as exc:
+            raise RoiTrtError("{}: cannot be written ({})".format(path, exc.strerror or exc)) from None
+        os.close(fd)
+        os.unlink(probe)
 
 
 def save_png(fig, path, replace=True):

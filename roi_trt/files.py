@@ -266,10 +266,11 @@ def encode_stages(codec, size=None, replace=False):
     """Stages for run_batch that encode image files to .roi streams (`size`=(h, w) resizes first).
 
     Between stages images wait as uint8, a quarter of their float size."""
+    from .bitstream import check_image_size
     from .imageio import decode_rgb
 
-    def load(job):
-        rgb, note = decode_rgb(read_input(job), job.source)
+    def load(job):  # the size in the file's header is refused before its pixels, unless --size resizes them
+        rgb, note = decode_rgb(read_input(job), job.source, check_size=None if size else check_image_size)
         return job, rgb, note
 
     def transform(state):

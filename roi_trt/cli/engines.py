@@ -69,7 +69,7 @@ def build(model, target, part, gdn, deconv, shape, min_shape, opt_shape, max_sha
     if shape and (min_shape or opt_shape or max_shape):
         raise UsageError("give --shape or --min/--opt/--max, not both")
     output = output or os.path.join("engines", "{}-{}".format(resolved.name, target))
-    check_output(output, directory=True)
+    check_output(output, directory=True, beside=True)
     trt = import_tensorrt("roi-trt build")
     parts = PARTS if part == "both" else (part,)
     with directory_lock(output):  # one builder at a time writes an engine directory
@@ -105,8 +105,11 @@ def doctor(selftest, report_dir, model, device, repeats, tensorrt_home):
     import sys
 
     from ..doctor import report
+    from ..fileio import check_output
     from ..selftest import run
 
+    if report_dir:
+        check_output(report_dir, directory=True)
     use_tensorrt_home(tensorrt_home)
     for line in report():
         click.echo(line)

@@ -88,7 +88,7 @@ def export(checkpoint, output, opset, fixed_shape, deconv, trust_pickle):
     paper = bool(checkpoint) and checkpoint.startswith(PREFIX)
     path = cached_path(release_name(checkpoint)) if paper else checkpoint or DEMO_CHECKPOINT
     output = output or os.path.join("export", os.path.splitext(os.path.basename(path))[0])
-    check_output(output, directory=True)
+    check_output(output, directory=True, beside=True)
     if paper:  # fetched once the output is known to be writable
         path = pull(checkpoint)
     from ..checkpoint import load_checkpoint

@@ -54,7 +54,7 @@ def serve_repo(models, output, synthesis, instances, max_batch, queue_delay_us, 
 
     if sink_dir and sink_callback:
         raise UsageError("give --sink-dir or --sink-callback, not both")
-    check_output(output, directory=True)
+    check_output(output, directory=True, beside=True)
     limits = Limits(max_stream_bytes or DEFAULT_LIMITS.max_stream_bytes, max_pixels or DEFAULT_LIMITS.max_pixels)
     path = write_repository(list(models), output, synthesis=synthesis, instances=instances, max_batch=max_batch,
                             device=device, queue_delay_us=queue_delay_us, limits=limits, sink_dir=sink_dir,

@@ -371,6 +371,7 @@ WRITERS = [
     ["train", "--demo-data", "-o", "{ro}/train"],
     ["export", "-o", "{ro}/export"],
     ["build", "-o", "{ro}/engines"],
+    ["doctor", "--selftest", "--report", "{ro}/selftest"],
     ["serve", "repo", "demo", "-o", "{ro}/model_repository"],
     ["serve", "run", "{dir}", "--log-file", "{ro}/triton.log"],
 ]
@@ -388,6 +389,24 @@ def test_every_output_is_checked_before_the_work(photos, tmp_path, unwritable, c
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("Error: " + args[-1]) and ": cannot be written (" in last, last
     assert ".part" not in proc.stderr and "torch" not in proc.stderr  # before the work, before even importing it
+
+
+def test_a_directory_replaced_whole_needs_a_writable_parent(tmp_path):
+    """export, serve repo and build stage or lock beside their directory: its parent must take new entries."""
+    from roi_trt.errors import RoiTrtError
+    from roi_trt.fileio import check_output
+
+    parent = tmp_path / "ro"
+    (parent / "export").mkdir(parents=True)
+    parent.chmod(0o555)
+    try:
+        if not _refuses_files(str(parent)):
+            pytest.skip("file modes do not stop this user (root)")
+        check_output(str(parent / "export"), directory=True)  # files written into it: fine
+        with pytest.raises(RoiTrtError, match="export: cannot be written"):
+            check_output(str(parent / "export"), directory=True, beside=True)
+    finally:
+        parent.chmod(0o755)
 
 
 def test_default_mode_reads_the_umask_without_changing_it(monkeypatch, tmp_path):
