@@ -11,6 +11,7 @@ from .errors import OutputExistsError, RoiTrtError, UsageError
 
 _STATUS = "/proc/self/status"  # Linux: the process's umask, among others
 
+
 def _umask():
     """The process umask, read without changing it (os.umask sets it, for a moment, for every thread): Linux
     says it in /proc/self/status; elsewhere a file created in a private directory shows its effect."""

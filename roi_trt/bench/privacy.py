@@ -112,6 +112,7 @@ def audit_image(decoded, detector, embedder=None, original=None, min_confidence=
 # The verdicts of `roi-trt audit` and their exit statuses (1 and 2 as for every command: a file failed, bad options).
 PASS, INCOMPLETE, FAIL, INCONCLUSIVE = "PASS", "INCOMPLETE", "FAIL", "INCONCLUSIVE"
 EXIT_STATUS = {PASS: 0, INCOMPLETE: 1, FAIL: 3, INCONCLUSIVE: 4}
+DEFAULT_MAX_REIDENTIFIED = 0.1  # the re-identification gate when originals are given and no other share
 
 
 class AuditGate(namedtuple("AuditGate", "max_faces max_reidentified threshold")):

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from ..bench.privacy import THRESHOLD as REID_THRESHOLD
+from ..bench.privacy import DEFAULT_MAX_REIDENTIFIED, THRESHOLD as REID_THRESHOLD
 from ..imageio import IMAGE_SUFFIXES
 from .options import force_option, progress_option, show_progress
 
@@ -30,9 +30,6 @@ def find_original(decoded_path, originals):
     if os.path.splitext(stem)[1].lower() in IMAGE_SUFFIXES and os.path.isfile(exact):
         return exact
     return find_image([originals], stem)
-
-
-DEFAULT_MAX_REIDENTIFIED = 0.1
 
 
 @click.command("audit")

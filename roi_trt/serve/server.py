@@ -115,8 +115,8 @@ def find_tritonserver(binary=None):
     if binary:
         if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
             raise RoiTrtError("{}: not an executable tritonserver".format(binary))
-        backends = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(binary))), "backends")
-        return TritonInstall(binary, [], backends, None)
+        binary = os.path.abspath(binary)  # it runs in a directory of its own (TritonServer.start)
+        return TritonInstall(binary, [], os.path.join(os.path.dirname(os.path.dirname(binary)), "backends"), None)
     import importlib.util
 
     spec = importlib.util.find_spec("pytriton")
