@@ -17,11 +17,11 @@ import re
 import sys
 from collections import OrderedDict
 
+from roi_trt.artifacts import read_manifest
 from roi_trt.bench import precision, precision_report
 from roi_trt.bench.provenance import COLUMNS as PROVENANCE
 from roi_trt.bench.report import format_latency
 from roi_trt.fileio import write_bytes_atomic
-from roi_trt.manifest import read_manifest
 from roi_trt.samples import sample_photos
 from roi_trt.store import DEMO_EXPORT
 

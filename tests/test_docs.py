@@ -109,3 +109,13 @@ def test_every_relative_link_points_to_an_existing_file_and_heading(document):
         assert os.path.exists(resolved), "{}: {} does not exist".format(os.path.relpath(document, ROOT), target)
         if anchor and resolved.endswith(".md"):
             assert anchor in _anchors(resolved), "{}: no heading for {}".format(os.path.relpath(document, ROOT), target)
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: os.path.relpath(p, ROOT))
+def test_every_source_path_a_document_names_exists(document):
+    """Paths in code spans that name this repository's sources (outputs and patterns aside) survive moves."""
+    text = open(document, encoding="utf-8").read()
+    for path in re.findall(r"`((?:roi_trt|tests|benchmarks|engines|jetson|docs)/[^`\s]*)`", text):
+        if any(c in path for c in "*<…") or path.startswith("engines/build/"):  # patterns, build outputs
+            continue
+        assert os.path.exists(os.path.join(ROOT, path)), "{}: {} does not exist".format(os.path.relpath(document, ROOT), path)
