@@ -1,6 +1,6 @@
 """Our rANS coder vs CompressAI's EntropyBottleneck.compress/decompress, side by side in one run.
 
-Run:  python benchmarks/entropy_coding.py [--repeats 20] [-o benchmarks/results/entropy_coding.csv]
+Run:  python benchmarks/entropy_coding.py [--repeats 20] [-o benchmarks/results/entropy_coding.csv] [--force]
 Latents: the shipped demo checkpoint's analysis output for a bundled photo at 512x512 (128 x 32 x 32),
 and Gaussian latents (128 and 256 x 32 x 32) through random-initialised bottlenecks. Both coders produce
 the same bytes (checked here too). Then `roi-trt encode`'s end-to-end latency on the bundled photos at
@@ -8,14 +8,12 @@ the same bytes (checked here too). Then `roi-trt encode`'s end-to-end latency on
 """
 
 import argparse
-import csv
 import os
-import platform
 import sys
 
 import torch
 
-from roi_trt.bench.latency import cpu_model
+from roi_trt.bench.results import output_arguments, parse_arguments, write_rows
 from roi_trt.bench.stats import summarize, time_calls
 from roi_trt.checkpoint import load_checkpoint
 from roi_trt.codec import open_codec
@@ -42,8 +40,8 @@ def cases():
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("-o", "--output", default=os.path.join(os.path.dirname(__file__), "results", "entropy_coding.csv"))
-    args = parser.parse_args(argv)
+    output_arguments(parser, os.path.join(os.path.dirname(__file__), "results", "entropy_coding.csv"))
+    args = parse_arguments(parser, argv)
     torch.set_num_threads(1)
     rows = []
     for label, eb, y in cases():
@@ -83,12 +81,7 @@ def main(argv=None):
               f"({share:.1%} of encode)")
         for stage, stats in (("analysis", analysis), ("entropy-coding", coding)):
             rows.append({"latent": f"encode {name} 512x512", "coder": "roi-trt onnxruntime", "stage": stage, "bytes": "", **stats})
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    env = {"cpu": cpu_model(), "torch_threads": 1, "python": platform.python_version()}
-    with open(args.output, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]) + list(env))
-        writer.writeheader()
-        writer.writerows({**r, **env} for r in rows)
+    write_rows(args.output, list(rows[0]) + ["torch_threads"], rows, {"torch_threads": 1}, replace=args.force)
     return 0
 
 

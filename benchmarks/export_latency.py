@@ -1,12 +1,11 @@
 """Encoder latency at 512x512 on CPU: PyTorch eager vs ONNX Runtime (custom-op file and standard-ops file).
 
-Run:  python benchmarks/export_latency.py [--repeats 10] [--threads 2] [-o benchmarks/results/export_latency.csv]
+Run:  python benchmarks/export_latency.py [--repeats 10] [--threads 2] [-o benchmarks/results/export_latency.csv] [--force]
 Random-initialised weights: latency depends on shapes only. All methods run in one process, interleaved
 per configuration, with the same thread count.
 """
 
 import argparse
-import csv
 import os
 import sys
 import tempfile
@@ -15,7 +14,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from roi_trt.bench.latency import cpu_model
+from roi_trt.bench.results import output_arguments, parse_arguments, write_rows
 from roi_trt.bench.stats import summarize, time_calls
 from roi_trt.checkpoint import random_model
 from roi_trt.export import export_model
@@ -27,8 +26,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("-o", "--output", default=os.path.join(os.path.dirname(__file__), "results", "export_latency.csv"))
-    args = parser.parse_args(argv)
+    output_arguments(parser, os.path.join(os.path.dirname(__file__), "results", "export_latency.csv"))
+    args = parse_arguments(parser, argv)
 
     torch.set_num_threads(args.threads)
     options = ort.SessionOptions()
@@ -62,14 +61,8 @@ def main(argv=None):
             f"({N},{M}) torch/onnxruntime {by[c, 'torch-eager'] / by[c, 'onnxruntime-custom-op']:.2f}x   "
             f"custom-op/standard-ops {by[c, 'onnxruntime-custom-op'] / by[c, 'onnxruntime-standard-ops']:.3f}"
         )
-    env = {"cpu": cpu_model(), "threads": args.threads, "size": args.size,
-           "torch": torch.__version__, "onnxruntime": ort.__version__}
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]) + list(env))
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({**row, **env})
+    write_rows(args.output, list(rows[0]) + ["threads", "size"], rows, {"threads": args.threads, "size": args.size},
+               replace=args.force)
     return 0
 
 

@@ -12,7 +12,6 @@ decoded images.
 """
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -24,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from roi_trt.backends.onnxruntime import usable_cores
-from roi_trt.bench.latency import cpu_model
+from roi_trt.bench.results import output_arguments, parse_arguments, write_rows
 from roi_trt.imageio import load_rgb, resize
 from roi_trt.samples import sample_photos
 
@@ -72,8 +71,8 @@ def main(argv=None):
     parser.add_argument("--sizes", default="1080p,12MP,40MP")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=3, help="12 MP photos in the batch (0: no batch rows)")
-    parser.add_argument("-o", "--output", default=os.path.join(os.path.dirname(__file__), "results", "memory.csv"))
-    args = parser.parse_args(argv)
+    output_arguments(parser, os.path.join(os.path.dirname(__file__), "results", "memory.csv"))
+    args = parse_arguments(parser, argv)
 
     rows = []
     astronaut = load_rgb(sample_photos()[0])[0]
@@ -105,14 +104,9 @@ def main(argv=None):
             modes = {"batch side by side": [], "batch one at a time": ["--threads", str(usable_cores())]}
             rows += measure("{}x12MP".format(args.batch), args.batch * 12_000_000, modes, photos,
                             os.path.join(tmp, "{}", "{}"), args.rounds, batch=True)  # directories
-    env = {"cpu": cpu_model(), "cores": os.cpu_count()}
     fields = ["size", "pixels", "mode", "stage", "rounds", "seconds", "transform_seconds", "peak_rss_mb",
-              "identical_stream", "image_max_abs_diff", "cpu", "cores"]
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields, restval="")
-        writer.writeheader()
-        writer.writerows(dict(row, **env) for row in rows)
+              "identical_stream", "image_max_abs_diff"]
+    write_rows(args.output, fields, rows, replace=args.force)
     return 0
 
 

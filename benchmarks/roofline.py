@@ -15,7 +15,6 @@ sample: noise on a shared machine only ever slows a run down.
 """
 
 import argparse
-import csv
 import os
 import sys
 import time
@@ -24,7 +23,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper, shape_inference
 
-from roi_trt.bench.latency import cpu_model
+from roi_trt.bench.results import output_arguments, parse_arguments, write_rows
 from roi_trt.checkpoint import load_checkpoint, random_model
 from roi_trt.onnx_emit import transform_models
 from roi_trt.onnx_rewrite import polyphase_deconv_model, replace_nodes, standard_ops_model
@@ -139,8 +138,8 @@ def main(argv=None):
     parser.add_argument("--sample-seconds", type=float, default=0.6,
                         help="each timed sample repeats its case this long, so short and long cases meet the same noise")
     parser.add_argument("--gemm", type=int, nargs="+", default=[2048, 4096], help="MatMul sizes for the peak")
-    parser.add_argument("-o", "--output", default=os.path.join(os.path.dirname(__file__), "results", "roofline.csv"))
-    args = parser.parse_args(argv)
+    output_arguments(parser, os.path.join(os.path.dirname(__file__), "results", "roofline.csv"))
+    args = parse_arguments(parser, argv)
 
     demo, _ = load_checkpoint(DEMO_CHECKPOINT)
     cases = gemm_cases(args.gemm)
@@ -178,15 +177,10 @@ def main(argv=None):
                      "best_ms": round(1e3 * best[k], 2), "median_ms": round(1e3 * float(np.median(times[k])), 2),
                      "gflop_per_s": round(gflops, 1), "fraction_of_peak": round(gflops / peak, 3),
                      "fraction_of_matmul_peak": round(gflops / matmul_peak, 3),
-                     "threads": args.threads, "rounds": args.rounds, "calls_per_sample": repeats[k],
-                     "onnxruntime": ort.__version__, "cpu": cpu_model()})
+                     "threads": args.threads, "rounds": args.rounds, "calls_per_sample": repeats[k]})
         print("{:<48} {:8.1f} ms  {:6.1f} GFLOP/s  {:5.1%} of the GEMM peak".format(
             k, rows[-1]["best_ms"], gflops, gflops / peak))
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_rows(args.output, list(rows[0]), rows, replace=args.force)
     return 0
 
 

@@ -16,13 +16,11 @@ written while the server is killed (SIGKILL) and started again and two cameras a
 reported: frames written, sink files, whether each was decoded exactly once and equals the local decode,
 frames sent from the spools, the outage and how long the spools took to empty after it.
 
-    python benchmarks/serve_load.py --python .cache/triton-venv/bin/python -o benchmarks/results/serve_load.csv
+    python benchmarks/serve_load.py --python .cache/triton-venv/bin/python -o benchmarks/results/serve_load.csv [--force]
 """
 
 import argparse
-import csv
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -31,10 +29,10 @@ import time
 
 import numpy as np
 
-from roi_trt.bench.latency import cpu_model
-from roi_trt import __version__, bitstream
+from roi_trt import bitstream
+from roi_trt.bench.results import output_arguments, parse_arguments, write_rows
 from roi_trt.codec import open_codec
-from roi_trt.fileio import atomic_output, save_png
+from roi_trt.fileio import save_png
 from roi_trt.imageio import load_rgb
 from roi_trt.samples import sample_photos
 from roi_trt.serve.client import Refused, connect
@@ -205,14 +203,12 @@ def main():
     parser.add_argument("--time-limit", type=float, default=120.0, help="Seconds per run at most.")
     parser.add_argument("--fault-frames", type=int, default=200, help="Frames per camera in the fault run (0: none).")
     parser.add_argument("--fault-cameras", type=int, default=4, help="Cameras in the fault run.")
-    parser.add_argument("-o", "--output", default="serve_load.csv")
-    args = parser.parse_args()
+    output_arguments(parser, "serve_load.csv")
+    args = parse_arguments(parser)
 
     valid = valid_streams(args.size)
     invalid = invalid_streams(valid[0][0])
     rows, failures = [], []
-    env = {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
-           "roi_trt": __version__, "size": args.size, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S")}
     work = tempfile.mkdtemp(prefix="roi-trt-load-")
     try:
         for mode in args.synthesis.split(","):
@@ -226,7 +222,7 @@ def main():
                     row, problems = run_load(server, cameras, args.frames, args.bad_every, valid, invalid,
                                              args.time_limit, sink)
                     row = dict(row, synthesis=mode, local_frames_per_s=round(local, 3),
-                               ratio_to_local=round(row["valid_frames_per_s"] / local, 3), **env)
+                               ratio_to_local=round(row["valid_frames_per_s"] / local, 3), size=args.size)
                     rows.append(row)
                     failures += problems
                     print("{synthesis:9s} {cameras:3d} cameras: {valid_frames_per_s:6.2f} frames/s ({ratio_to_local:.2f}x "
@@ -234,7 +230,7 @@ def main():
                           "{invalid_refused}/{invalid}, decoded once {all_valid_decoded_once}".format(**row))
         if args.fault_frames:
             row, problems = run_faults(args.python, work, args.fault_cameras, args.fault_frames)
-            rows.append(dict(env, **row))
+            rows.append(row)
             failures += problems
             print("fault run: {frames} frames of {cameras} cameras, {sink_files} in the sink, decoded once "
                   "{all_frames_decoded_once}, max |diff| {max_abs_diff}; {spool_sent} sent from spools, server down "
@@ -244,12 +240,8 @@ def main():
     fields = ["synthesis", "cameras", "requests", "valid", "invalid", "invalid_refused", "seconds", "valid_frames_per_s",
               "local_frames_per_s", "ratio_to_local", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "mean_batch",
               "max_batch", "batches", "max_abs_diff", "sink_files", "all_valid_decoded_once", "all_invalid_refused",
-              "problems", "size", "cpu", "cores", "python", "roi_trt", "timestamp"]
-    with atomic_output(args.output) as tmp:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=fields + FAULT_FIELDS)
-            writer.writeheader()
-            writer.writerows(rows)
+              "problems", "size"]
+    write_rows(args.output, fields + FAULT_FIELDS, rows, replace=args.force)
     plot([r for r in rows if not r.get("fault")], os.path.splitext(args.output)[0] + ".png")
     for line in failures[:20]:
         print("problem:", line)

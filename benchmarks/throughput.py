@@ -18,7 +18,6 @@ size instead).
 """
 
 import argparse
-import csv
 import io
 import os
 import sys
@@ -28,7 +27,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from roi_trt.bench.latency import cpu_model
+from roi_trt.bench.results import output_arguments, parse_arguments, write_rows
 from roi_trt.codec import open_codec
 from roi_trt.files import Summary, decode_stages, encode_stages, plan, run_batch, stage_workers
 from roi_trt.imageio import decode_rgb, load_rgb, resize, write_png
@@ -67,8 +66,8 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("-o", "--output", default=os.path.join(os.path.dirname(__file__), "results", "throughput.csv"))
-    args = parser.parse_args(argv)
+    output_arguments(parser, os.path.join(os.path.dirname(__file__), "results", "throughput.csv"))
+    args = parse_arguments(parser, argv)
 
     with tempfile.TemporaryDirectory() as tmp, open_codec("demo", threads=args.threads) as codec, \
             open_codec("demo", frames=args.images) as batch:  # as the CLI opens it for a directory
@@ -139,8 +138,7 @@ def main(argv=None):
                "rounds": args.rounds, "median_s": round(float(np.median(values)), 4), "frames_per_s": round(fps, 3),
                "fraction_of_transform_rate": "", "lowest_round": "", "highest_round": "",
                "mean_file_bytes": sizes.get(mode, ""),
-               "frames_side_by_side": 1, "threads_per_transform": args.threads, "cpu": cpu_model(),
-               "cores": os.cpu_count()}
+               "frames_side_by_side": 1, "threads_per_transform": args.threads}
         if mode in ("transform-only side by side", "pipelined"):
             row.update(frames_side_by_side=batch.backend.frames,
                        threads_per_transform=batch.backend.options.intra_op_num_threads)
@@ -153,11 +151,7 @@ def main(argv=None):
             print("{:<7} {:<30} {:6.2f} frames/s  {:6.1%} of the transform-only rate ({:.1%} to {:.1%})".format(
                 direction, mode, fps, np.median(fractions), fractions.min(), fractions.max()))
         rows.append(row)
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_rows(args.output, list(rows[0]), rows, replace=args.force)
     return 0
 
 

@@ -1,6 +1,6 @@
 """Batch file handling for `encode`/`decode`: naming, collisions, no-clobber, standard streams, summaries.
 
-The rules (also in the README):
+The rules (also in docs/files.md):
 - Inputs are paths, globs and directories (non-recursive, by suffix), or `-` for standard input (alone).
 - Outputs go beside each input unless `-o` says otherwise: encode writes `<stem>.roi`, decode
   `<stem>.decoded.png`, so a decoded image never takes the name of the photo it came from.

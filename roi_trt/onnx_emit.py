@@ -1,6 +1,7 @@
 """ONNX graphs of the analysis and synthesis transforms, emitted from the torch model's weights.
 
-The architecture is fixed (reference.md §1), so the graph is written node by node instead of traced:
+The architecture is fixed (5x5 stride-2 convolutions with GDN1 between them, N and M its only parameters),
+so the graph is written node by node instead of traced:
 dimensions stay symbolic, each GDN1 layer is exactly one custom node, and the output does not depend on
 the behaviour of a particular `torch.onnx` release.
 

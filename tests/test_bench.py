@@ -1,18 +1,28 @@
+import ast
 import csv
+import glob
 import io
+import os
 import statistics
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+import roi_trt
+from roi_trt.bench import provenance
 from roi_trt.bench.latency import FIELDS, environment, load_images, measure, read_csv, write_csv
 from roi_trt.bench.methods import PillowCodecMethod, RoiCodecMethod
+from roi_trt.bench.provenance import COLUMNS as PROVENANCE
 from roi_trt.bench.report import format_latency, load_paper, plot, table, unit_for
+from roi_trt.bench.results import write_rows
 from roi_trt.bench.stats import summarize
 from roi_trt.cli import main
 from roi_trt.codec import open_codec
+from roi_trt.errors import OutputExistsError
 from roi_trt.samples import sample_photos
 
 
@@ -129,3 +139,66 @@ def test_cli_latency_and_report(tmp_path, export_dir):
     assert "ours/paper" in report.output and (tmp_path / "f.png").exists()
     bad = CliRunner().invoke(main, ["bench", "report", photo])
     assert bad.exit_code == 1 and "not a latency results file" in bad.output
+
+
+def test_results_are_never_replaced_without_force_and_carry_provenance_on_every_row(tmp_path):
+    path = str(tmp_path / "r.csv")
+    write_rows(path, ["case", "seconds"], [{"case": "a", "seconds": 1.5}, {"case": "b", "seconds": 2.0}], {"threads": 2})
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0])[:3] == ["case", "seconds", "threads"] and set(PROVENANCE) <= set(rows[0])
+    for row in rows:
+        assert row["threads"] == "2" and row["roi_trt"] == roi_trt.__version__ and row["cores"] == str(os.cpu_count())
+        assert row["numpy"] == np.__version__ and row["cpu"] and row["timestamp"]
+    with pytest.raises(OutputExistsError):
+        write_rows(path, ["case"], [{"case": "c"}])
+    assert open(path).read().count("\n") == 3  # left alone
+    write_rows(path, ["case"], [{"case": "c"}], replace=True)
+    assert [r["case"] for r in csv.DictReader(open(path))] == ["c"]
+
+
+def _git(tree, *args):
+    subprocess.check_call(["git", "-C", str(tree)] + list(args), stdout=subprocess.DEVNULL)
+
+
+def test_commit_names_the_tree_and_marks_uncommitted_changes(tmp_path, monkeypatch):
+    tree = tmp_path / "tree"
+    (tree / "benchmarks" / "results").mkdir(parents=True)
+    (tree / "code.py").write_text("a = 1\n")
+    (tree / "benchmarks" / "results" / "r.csv").write_text("x\n")
+    monkeypatch.setattr(provenance, "TREE", str(tree))
+    assert provenance.commit() == ""  # not a checkout
+    _git(tree, "init", "-q")
+    _git(tree, "add", ".")
+    _git(tree, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "c")
+    head = subprocess.check_output(["git", "-C", str(tree), "rev-parse", "HEAD"], universal_newlines=True).strip()
+    assert provenance.commit() == head
+    (tree / "benchmarks" / "results" / "r.csv").write_text("y\n")  # a rerun's output: the code is the same
+    (tree / "new.py").write_text("")  # untracked
+    assert provenance.commit() == head
+    (tree / "code.py").write_text("a = 2\n")
+    assert provenance.commit() == head + "-dirty"
+    monkeypatch.setattr(provenance, "TREE", str(tree / "benchmarks"))  # inside another checkout: not its own
+    assert provenance.commit() == ""
+
+
+def test_library_versions_come_from_what_ran_or_what_is_installed():
+    assert provenance.library_version("numpy", ("numpy",)) == np.__version__  # imported
+    assert provenance.installed_version(("pytest",)) == pytest.__version__  # read from its dist-info
+    assert provenance.installed_version(("no-such-distribution",)) == ""
+    # a torch-free run names the installed torch without loading it
+    code = "import sys; from roi_trt.bench.provenance import provenance; print(provenance()['torch'], 'torch' in sys.modules, sep='|')"
+    version, loaded = subprocess.check_output([sys.executable, "-c", code], universal_newlines=True).strip().split("|")
+    assert loaded == "False" and version == provenance.installed_version(("torch",))
+
+
+def test_every_benchmark_script_writes_through_the_results_writer():
+    benchmarks = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+    scripts = [p for p in glob.glob(os.path.join(benchmarks, "*.py")) if not p.endswith("tables.py")]
+    assert len(scripts) >= 8
+    for script in scripts:
+        tree = ast.parse(open(script).read())
+        names = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)} | {
+            n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+        assert "write_rows" in names and "parse_arguments" in names, script
+        assert not names & {"DictWriter", "writer", "atomic_output"}, script  # no CSV written by hand

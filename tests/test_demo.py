@@ -7,6 +7,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from roi_trt.cli import main
+from roi_trt.cli.models import _graph_rules
 from roi_trt.demo import run_demo
 from roi_trt.store import DEMO_CHECKPOINT
 from roi_trt.samples import sample_photos
@@ -17,6 +18,14 @@ def test_demo_checkpoint_is_small_and_loads():
     result = CliRunner().invoke(main, ["info"])
     assert result.exit_code == 0, result.output
     assert "N, M:            128, 2 (file)" in result.output and "reference, zip serialization" in result.output
+
+
+def test_info_says_which_graph_each_runtime_runs():
+    result = CliRunner().invoke(main, ["info"])
+    assert "ONNX Runtime:    custom-op graph from 1.16, standard-ops graph before 1.16\n" in result.output
+    assert "TensorRT:        custom-op graph for any version\n" in result.output
+    rules = [["2.0", "a"], ["1.16", "b"], ["0", "c"]]
+    assert _graph_rules(rules) == "a graph from 2.0, b graph from 1.16 to before 2.0, c graph before 1.16"
 
 
 def test_readme_demo(tmp_path):

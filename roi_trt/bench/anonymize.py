@@ -2,7 +2,7 @@
 
 Anonymize-then-compress: find the faces on the original (a face detector, or the ground-truth head
 boxes), anonymize those regions, then compress with a classic codec. The two operations are the
-traditional ones of Hukkelås & Lindseth (2023), reference.md §8:
+traditional ones of Hukkelås & Lindseth (2023):
 
 - mask-out: `I * (1 - M) + 127 * M` (the region set to 127 in every channel);
 - Gaussian blur inside the region, sigma 7, kernel size 3 sigma (21 taps), separable; the region is

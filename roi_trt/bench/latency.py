@@ -1,11 +1,11 @@
-"""`roi-trt bench latency`: the paper's latency protocol (reference.md §5) on any machine.
+"""`roi-trt bench latency`: the paper's latency protocol on any machine (FP32; encode = analysis + entropy
+coding, decode = entropy decoding + synthesis, device copies included; mean, sample std and minimum).
 
 Per image (resized to size x size with antialiasing), each method runs `warmup` untimed round trips,
 then `repeats` timed encodes and `repeats` timed decodes; all runs of all images are pooled.
 """
 
 import os
-import platform
 import time
 from collections import OrderedDict
 
@@ -16,53 +16,17 @@ from ..imageio import load_rgb, resize
 from .results import read_rows, write_rows
 from .stats import summarize, time_calls
 
-# The CSV schema (documented in the README); columns are only ever appended.
+# The CSV schema (documented in benchmarks/README.md); columns are only ever appended.
 FIELDS = (
     "device", "method", "config", "backend", "stage", "n", "mean_s", "std_s", "min_s", "median_s", "p95_s",
     "bpp_mean", "bpp_std", "images", "size", "threads", "cpu", "cores", "gpu", "python", "numpy", "torch",
-    "onnxruntime", "tensorrt", "pillow", "compressai", "roi_trt", "complete", "timestamp",
+    "onnxruntime", "tensorrt", "pillow", "compressai", "roi_trt", "complete", "timestamp", "commit",
 )
 
 
-def _version(module):
-    try:
-        return __import__(module).__version__
-    except Exception:  # not installed, or broken: the report shows it as absent
-        return ""
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _gpu_name():
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            return torch.cuda.get_device_name(0)
-    except ImportError:
-        pass
-    return ""
-
-
 def environment(threads, size):
-    import PIL
-
-    return {
-        "size": size, "threads": threads or "", "cpu": cpu_model(), "cores": os.cpu_count(), "gpu": _gpu_name(),
-        "python": platform.python_version(), "numpy": np.__version__, "torch": _version("torch"),
-        "onnxruntime": _version("onnxruntime"), "tensorrt": _version("tensorrt"), "pillow": PIL.__version__,
-        "compressai": _version("compressai"), "roi_trt": _version("roi_trt"),
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
+    """The run's settings that every row records (beside the provenance)."""
+    return {"size": size, "threads": threads or ""}
 
 
 def load_images(paths, size):
@@ -109,8 +73,8 @@ def measure(methods, images, repeats, warmup=1, budget_s=None, progress=None):
     return rows, complete
 
 
-def write_csv(path, rows, env, complete, replace=True):
-    write_rows(path, FIELDS, rows, env, complete, replace)
+def write_csv(path, rows, env, complete, replace=False):
+    write_rows(path, FIELDS, rows, dict(env, complete=int(complete)), replace)
 
 
 def read_csv(path):

@@ -1,4 +1,5 @@
-"""`roi-trt bench precision`: the paper's precision protocol (reference.md §5, Tab. I, Fig. 4) plus
+"""`roi-trt bench precision`: the paper's precision protocol (Tab. I, Fig. 4: persons against visible boxes,
+faces against head boxes, Pascal VOC AP at IoU 0.5 with TP/FP, on decoded images) plus
 re-identification, on any annotated data set in CrowdHuman's format.
 
 Per annotated image (streamed: one image in memory at a time): optionally resize to size x size
@@ -15,8 +16,6 @@ images. An image that is missing, unreadable, or that a method fails on is skipp
 counted.
 """
 
-import os
-import sys
 import time
 from collections import OrderedDict
 
@@ -25,15 +24,14 @@ import numpy as np
 from ..datasets.crowdhuman import DataReport, find_image, resize_boxes
 from ..errors import RoiTrtError
 from ..imageio import load_rgb, resize
-from . import latency
 from .anonymize import BASELINES, AnonymizeThenCompress
 from .methods import Method
 from .privacy import THRESHOLD, distance_summary
 from .results import read_rows, write_rows
 from .voc_ap import Detection, evaluate
 
-# The CSV schema (documented in the README); columns are only ever appended. Environment columns as in
-# the latency CSV, plus the detectors' packages.
+# The CSV schema (documented in benchmarks/README.md); columns are only ever appended. Provenance columns
+# as in the latency CSV, plus the detectors' packages (LIBRARIES).
 FIELDS = (
     "method", "config", "backend", "model", "images", "bpp_mean", "bpp_std", "bpp_total", "psnr_mean",
     "iou_threshold", "person_detector", "person_gt", "person_detections", "person_tp", "person_fp", "person_ap",
@@ -41,8 +39,11 @@ FIELDS = (
     "reid_model", "reid_threshold", "reid_faces", "reid_matched", "reid_rate", "reid_distance_mean",
     "reid_distance_min", "reid_distance_p10", "reid_distance_median", "reid_distance_p90", "reid_distance_max",
     "reid_distances", "size", "threads", "cpu", "cores", "gpu", "python", "numpy", "torch", "onnxruntime",
-    "tensorrt", "pillow", "compressai", "facenet_pytorch", "dlib", "opencv", "ultralytics", "roi_trt", "complete", "timestamp",
+    "tensorrt", "pillow", "compressai", "facenet_pytorch", "dlib", "opencv", "ultralytics", "roi_trt", "complete", "timestamp", "commit",
 )
+LIBRARIES = (("facenet_pytorch", "facenet_pytorch", ("facenet-pytorch",)), ("dlib", "dlib", ("dlib", "dlib-bin")),
+             ("opencv", "cv2", ("opencv-python-headless", "opencv-python", "opencv-contrib-python")),
+             ("ultralytics", "ultralytics", ("ultralytics",)))
 NUMERIC = ("images", "bpp_mean", "bpp_std", "bpp_total", "psnr_mean", "iou_threshold", "person_gt", "person_detections",
            "person_tp", "person_fp", "person_ap", "face_gt", "face_detections", "face_tp", "face_fp", "face_ap",
            "reid_threshold", "reid_faces", "reid_matched", "reid_rate", "reid_distance_mean", "reid_distance_min",
@@ -53,30 +54,6 @@ class Original(Method):
     """The uncompressed image: what the detectors find without any codec."""
 
     method, config, backend, device = "original", "", "", ""
-
-
-def _dist_version(module, distribution):
-    """Version of an installed package that has no __version__ (read from its dist-info name)."""
-    found = latency._version(module)
-    if found:
-        return found
-    prefix = distribution.replace("-", "_").lower() + "-"
-    for entry in sys.path:
-        try:
-            names = os.listdir(entry) if os.path.isdir(entry) else []
-        except OSError:
-            continue
-        for name in names:
-            if name.lower().startswith(prefix) and name.endswith((".dist-info", ".egg-info")):
-                return name[len(prefix):].rsplit(".", 1)[0]
-    return ""
-
-
-def environment(threads, size):
-    env = latency.environment(threads, size)
-    env.update({"facenet_pytorch": _dist_version("facenet_pytorch", "facenet-pytorch"), "dlib": latency._version("dlib"),
-                "opencv": latency._version("cv2"), "ultralytics": latency._version("ultralytics")})
-    return env
 
 
 def build_methods(models, codecs, qualities, baselines, backend="auto", threads=None, device=None):
@@ -235,8 +212,8 @@ def _cell(value):
     return value
 
 
-def write_csv(path, rows, env, complete, replace=True):
-    write_rows(path, FIELDS, rows, env, complete, replace, cell=_cell)
+def write_csv(path, rows, env, complete, replace=False):
+    write_rows(path, FIELDS, rows, dict(env, complete=int(complete)), replace, cell=_cell, libraries=LIBRARIES)
 
 
 def read_csv(path):

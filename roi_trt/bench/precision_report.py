@@ -1,7 +1,7 @@
 """`roi-trt bench precision-report`: a precision CSV -> a Tab. I-style table (TP/FP of face detections
 per method, with AP, re-identification and bpp) and Fig. 4-style plots (person AP, face AP,
 re-identification rate and distance against bpp, log-scale bpp), optionally beside the paper's values
-(`benchmarks/paper_precision.csv`, from reference.md §6: Tab. I and the numbers Fig. 4's text gives)."""
+(`benchmarks/paper_precision.csv`: the paper's Tab. I and the numbers its text gives for Fig. 4)."""
 
 import csv
 import math

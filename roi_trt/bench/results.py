@@ -1,20 +1,44 @@
-"""Results CSVs (latency, precision): written atomically with the run's environment on every row, and
-read back with one-line errors for anything that is not one."""
+"""Results CSVs, the one writer of every benchmark's: written atomically, never over an existing file
+unless asked, with the run's provenance on every row; read back with one-line errors for anything that
+is not one."""
 
 import csv
+import os
+from collections import OrderedDict
 
 from ..errors import RoiTrtError
 from ..fileio import atomic_output
+from .provenance import provenance
 
 
-def write_rows(path, fields, rows, env, complete, replace=True, cell=lambda value: value):
-    """Rows (plus `env` and the `complete` flag) as CSV with `fields` as columns; `cell` formats a value."""
+def write_rows(path, fields, rows, settings=None, replace=False, cell=lambda value: value, libraries=()):
+    """`rows` as CSV at `path`: columns `fields`, then the provenance columns `fields` lacks; every row also
+    gets `settings` (the run's parameters) and the provenance (`libraries`: extra version columns, see
+    provenance). A row's own value wins; `cell` formats a value. An existing `path` stays unless `replace`."""
+    common = OrderedDict(settings or ())
+    for column, value in provenance(libraries).items():
+        common.setdefault(column, value)
+    columns = list(fields) + [c for c in common if c not in fields]
     with atomic_output(path, replace) as tmp:
         with open(tmp, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=fields)
+            writer = csv.DictWriter(f, fieldnames=columns)
             writer.writeheader()
             for row in rows:
-                writer.writerow({k: cell(v) for k, v in dict(row, complete=int(complete), **env).items()})
+                writer.writerow({k: cell(v) for k, v in dict(common, **row).items()})
+
+
+def output_arguments(parser, default):
+    """A benchmark script's -o/--output (default: `default`) and --force."""
+    parser.add_argument("-o", "--output", default=default, help="Results CSV [default: %(default)s].")
+    parser.add_argument("--force", action="store_true", help="Replace an existing results CSV.")
+
+
+def parse_arguments(parser, argv=None):
+    """Parse, then refuse an existing output without --force before anything is measured."""
+    args = parser.parse_args(argv)
+    if os.path.lexists(args.output) and not args.force:
+        parser.error("{} exists (--force replaces it)".format(args.output))
+    return args
 
 
 def read_rows(path, what, needed, numeric):

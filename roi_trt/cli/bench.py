@@ -143,7 +143,8 @@ def bench_precision(images, annotations, models, backend, codecs, qualities, bas
     from tqdm import tqdm
 
     from ..bench.detectors import open_detector
-    from ..bench.precision import build_methods, environment, measure, write_csv
+    from ..bench.latency import environment
+    from ..bench.precision import build_methods, measure, write_csv
     from ..bench.precision_report import table
     from ..bench.precision import read_csv
     from ..datasets.crowdhuman import DataReport, iter_odgt

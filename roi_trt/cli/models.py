@@ -50,6 +50,24 @@ def _checkpoint_info(resolved):
         click.echo("parameters ({}): {:,}".format(part, n))
 
 
+RUNTIME_NAMES = {"onnxruntime": "ONNX Runtime", "tensorrt": "TensorRT"}
+
+
+def _graph_rules(rules):
+    """The manifest's [min_version, variant] rules, highest first as the backends read them, in words:
+    'custom-op graph from 1.16, standard-ops graph before 1.16'."""
+    words, above = [], None
+    for min_version, variant in rules:
+        lowest = min_version in ("0", "")
+        if lowest:
+            versions = "before " + above if above else "for any version"
+        else:
+            versions = "from " + min_version + (" to before " + above if above else "")
+        words.append("{} graph {}".format(variant, versions))
+        above = min_version
+    return ", ".join(words)
+
+
 def _export_info(resolved):
     manifest = resolved.manifest()
     shape = manifest["shape"]
@@ -60,7 +78,7 @@ def _export_info(resolved):
     click.echo("opset:           {}".format(manifest["opset"]))
     click.echo("fingerprint:     {}".format(manifest["fingerprint"]))
     for runtime, rules in sorted(manifest["runtimes"].items()):
-        click.echo("{:<17}{}".format(runtime + ":", ", ".join("{} from {}".format(v, m) for m, v in rules)))
+        click.echo("{:<17}{}".format(RUNTIME_NAMES.get(runtime, runtime) + ":", _graph_rules(rules)))
     rows = manifest["verification"]
     click.echo("verified:        latent error {:.2e} (PyTorch fp32 {:.2e}), image error {:.2e} (PyTorch fp32 {:.2e}), "
                "symbols equal >= {:.4%}".format(
