@@ -434,12 +434,27 @@ def provenance_columns(results):
     return ", ".join("`{}`".format(c) for c in PROVENANCE)
 
 
+def tensorrt_targets(results):
+    """The build targets as roi_trt/build/targets.py defines them (facts of the code, kept in one place)."""
+    from roi_trt.backends.tensorrt.api import shape_text
+    from roi_trt.build import targets
+    from roi_trt.cuda import cc_text
+
+    body = [(t.name, ", ".join(cc_text(cc) for cc in t.compute_capabilities) or "any other",
+             "integrated (Jetson)" if t.jetson else "discrete", targets.tensorrt_text(t)[len("TensorRT "):],
+             "{} MiB".format(t.workspace_bytes >> 20), shape_text(t.opt_image), shape_text(t.max_image))
+            for t in list(targets.TARGETS.values()) + [targets.GENERIC]]
+    return table(["target", "compute capability", "GPU", "TensorRT", "workspace", "opt image", "max image (batch x H x W)"],
+                 body)
+
+
 SECTIONS = OrderedDict([
     ("demo", demo), ("demo-summary", demo_summary), ("export-verification", export_verification),
     ("machines", machines), ("latency", latency), ("latency-codecs", latency_codecs), ("entropy-coding", entropy_coding),
     ("export-latency", export_latency), ("roofline", roofline), ("memory", memory), ("throughput", throughput),
     ("roi-loss", roi_loss), ("precision", precision_table), ("precision-headline", precision_headline),
     ("audit", audit), ("serve-load", serve_load), ("provenance-columns", provenance_columns),
+    ("tensorrt-targets", tensorrt_targets),
 ])
 
 
