@@ -117,7 +117,7 @@ def test_host_reference_matches_compressai(host_gdn1, channels, inverse):
     np.testing.assert_allclose(host_gdn1(x, gamma, beta, inverse), expected, rtol=1e-5, atol=0)
 
 
-@pytest.mark.parametrize("arch", ["sm_75", "sm_80", "sm_90"])
+@pytest.mark.parametrize("arch", ["sm_75", "sm_80", "sm_87", "sm_89", "sm_90", "sm_100", "sm_120"])
 def test_kernel_compiles_with_nvcc(arch, tmp_path):
     nvcc = tool("nvcc", "needs a CUDA toolkit")
     cubin = tmp_path / "gdn1.cubin"
