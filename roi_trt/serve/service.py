@@ -17,7 +17,7 @@ import zlib
 from collections import namedtuple
 
 from .. import bitstream
-from ..codec import Codec, StreamCoder
+from ..codec import StreamCoder
 from ..errors import BitstreamError, ModelMismatchError, RoiTrtError
 from ..spec import stream_fingerprint
 from ..store import resolve
@@ -123,10 +123,8 @@ class DecodeService(object):
             raise RequestError(str(exc)) from None
         return served, latent, crop
 
-    def finish(self, served, x_hat, crop, camera=None, frame=None, digest=None):
-        """Synthesized float NCHW image -> uint8 HxWx3 at the encoded size, handed to the sink with the
-        stream's `digest` (stream_sha256)."""
-        rgb = Codec.finish_decode(x_hat, crop)
+    def finish(self, served, rgb, camera=None, frame=None, digest=None):
+        """A decoded uint8 HxWx3 frame, handed to the sink with the stream's `digest` (stream_sha256); -> rgb."""
         if self.sink is not None:
             self.sink(rgb, FrameInfo(served.name, camera, frame, digest))
         return rgb
@@ -134,8 +132,8 @@ class DecodeService(object):
     def decode(self, data, camera=None, frame=None):
         """.roi bytes -> uint8 HxWx3, synthesis in this process (the served model must have a codec)."""
         served, latent, crop = self.parse(data)
-        x_hat, _ = served.codec.synthesize(latent)
-        return self.finish(served, x_hat, crop, camera, frame, stream_sha256(data))
+        rgb, _ = served.codec.synthesize_rgb8(latent, crop)
+        return self.finish(served, rgb, camera, frame, stream_sha256(data))
 
 
 def request_parameters(parameters):
