@@ -20,7 +20,7 @@ import numpy as np
 
 from . import bitstream
 from .backends import open_backend
-from .entropy import decode_latent, encode_latent
+from .entropy import decode_latent, encode_latent, encode_symbols
 from .errors import UsageError
 from .imageio import pad_to_multiple, resize, to_nchw, to_rgb8
 from .spec import PARTS
@@ -85,6 +85,13 @@ class StreamCoder(object):
         payload = encode_latent(latent, self.tables)
         header = bitstream.header_for(self.model.N, self.model.M, self.model.fingerprint, height, width)
         return bitstream.pack(header, payload), time.perf_counter() - start
+
+    def median_stream(self, height, width):
+        """The stream of a height x width image whose latent is every channel's median (all symbols 0): about
+        the smallest stream of that size, so the cheapest request for the most pixels a server admits."""
+        header = bitstream.header_for(self.model.N, self.model.M, self.model.fingerprint, height, width)
+        symbols = np.zeros((self.model.N, header.latent_height, header.latent_width), np.int32)
+        return bitstream.pack(header, encode_symbols(symbols, self.tables))
 
     def parse(self, data):
         """.roi stream or reference msgpack packet -> (dequantized latent [1, N, h, w], crop (h, w) or None, seconds)."""
