@@ -417,7 +417,8 @@ def audit(results):
 
 
 def serve_load(results):
-    rows = results.rows("serve_load.csv")
+    # the load runs' rows (the hostile-request rows have their own `run`; a CSV without the column has only these)
+    rows = [r for r in results.rows("serve_load.csv") if r.get("run", "load") == "load"]
     body = [(r["synthesis"], r["cameras"], "{:.2f}".format(value(r, "valid_frames_per_s")), times(value(r, "ratio_to_local")),
              "{:.2f} s".format(value(r, "latency_p50_ms") / 1e3), "{:.2f} s".format(value(r, "latency_p99_ms") / 1e3),
              r.get("max_batch") or "—",

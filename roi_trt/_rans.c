@@ -81,41 +81,43 @@ static int enc_put_bits(Encoder *e, uint32_t val) {
 
 /* Symbols are coded last to first so the decoder reads them first to last;
  * within one symbol the sub-symbols (main, bypass count, raw nibbles) are
- * likewise put in reverse. Returns 0, -1 (no memory) or -2 (bad input). */
-static int encode_symbols(Encoder *e, const int32_t *symbols, const int32_t *indexes, Py_ssize_t n,
-                          const Tables *t, Py_ssize_t *bad_at) {
-    for (Py_ssize_t i = n - 1; i >= 0; --i) {
-        int32_t c = indexes[i];
-        if (c < 0 || c >= t->channels || symbols[i] > MAX_ABS_SYMBOL || symbols[i] < -MAX_ABS_SYMBOL) {
-            *bad_at = i;
-            return -2;
-        }
-        const int32_t *cdf = t->cdfs + (Py_ssize_t)c * t->stride;
+ * likewise put in reverse. Symbol i belongs to channel i / plane (CDF index =
+ * channel, as CompressAI's EntropyBottleneck), so no index array is needed.
+ * Returns 0, -1 (no memory) or -2 (bad input). */
+static int encode_symbols(Encoder *e, const int32_t *symbols, Py_ssize_t plane, const Tables *t, Py_ssize_t *bad_at) {
+    for (Py_ssize_t c = t->channels - 1; c >= 0; --c) {
+        const int32_t *cdf = t->cdfs + c * t->stride;
         int64_t max_value = t->lengths[c] - 2;
-        int64_t value = (int64_t)symbols[i] - t->offsets[c];
-        uint32_t raw = 0;
-        if (value < 0) {
-            raw = (uint32_t)(-2 * value - 1);
-            value = max_value;
-        } else if (value >= max_value) {
-            raw = (uint32_t)(2 * (value - max_value));
-            value = max_value;
-        }
-        if (value == max_value) {
-            uint32_t n_bypass = 0;
-            while (n_bypass < MAX_BYPASS_DIGITS && (raw >> (n_bypass * BYPASS_BITS)) != 0)
-                ++n_bypass;
-            for (uint32_t j = n_bypass; j-- > 0;)
-                if (enc_put_bits(e, (raw >> (j * BYPASS_BITS)) & MAX_BYPASS_VAL))
+        for (Py_ssize_t i = (c + 1) * plane - 1; i >= c * plane; --i) {
+            if (symbols[i] > MAX_ABS_SYMBOL || symbols[i] < -MAX_ABS_SYMBOL) {
+                *bad_at = i;
+                return -2;
+            }
+            int64_t value = (int64_t)symbols[i] - t->offsets[c];
+            uint32_t raw = 0;
+            if (value < 0) {
+                raw = (uint32_t)(-2 * value - 1);
+                value = max_value;
+            } else if (value >= max_value) {
+                raw = (uint32_t)(2 * (value - max_value));
+                value = max_value;
+            }
+            if (value == max_value) {
+                uint32_t n_bypass = 0;
+                while (n_bypass < MAX_BYPASS_DIGITS && (raw >> (n_bypass * BYPASS_BITS)) != 0)
+                    ++n_bypass;
+                for (uint32_t j = n_bypass; j-- > 0;)
+                    if (enc_put_bits(e, (raw >> (j * BYPASS_BITS)) & MAX_BYPASS_VAL))
+                        return -1;
+                if (enc_put_bits(e, n_bypass % MAX_BYPASS_VAL))
                     return -1;
-            if (enc_put_bits(e, n_bypass % MAX_BYPASS_VAL))
+                for (uint32_t k = n_bypass / MAX_BYPASS_VAL; k > 0; --k)
+                    if (enc_put_bits(e, MAX_BYPASS_VAL))
+                        return -1;
+            }
+            if (enc_put(e, (uint32_t)cdf[value], (uint32_t)(cdf[value + 1] - cdf[value])))
                 return -1;
-            for (uint32_t k = n_bypass / MAX_BYPASS_VAL; k > 0; --k)
-                if (enc_put_bits(e, MAX_BYPASS_VAL))
-                    return -1;
         }
-        if (enc_put(e, (uint32_t)cdf[value], (uint32_t)(cdf[value + 1] - cdf[value])))
-            return -1;
     }
     if (enc_reserve(e))
         return -1;
@@ -164,47 +166,46 @@ static void fill_buckets(const Tables *t, int32_t *first) {
     }
 }
 
-static const char *decode_symbols(Decoder *d, const int32_t *indexes, int32_t *out, Py_ssize_t n, const Tables *t,
-                                  const int32_t *first) {
-    for (Py_ssize_t i = 0; i < n; ++i) {
-        int32_t c = indexes[i];
-        if (c < 0 || c >= t->channels)
-            return "CDF index out of range";
-        const int32_t *cdf = t->cdfs + (Py_ssize_t)c * t->stride;
-        int32_t length = t->lengths[c];
-        int32_t max_value = length - 2;
-        uint32_t cum = (uint32_t)(d->x & ((1u << PRECISION) - 1));
-        /* largest s with cdf[s] <= cum: start from its bucket; cdf[length - 1] == 2^16 > cum bounds the scan */
-        int32_t lo = first[(c << BUCKET_BITS) | (cum >> BUCKET_SHIFT)];
-        while ((uint32_t)cdf[lo + 1] <= cum)
-            ++lo;
-        uint32_t start = (uint32_t)cdf[lo], freq = (uint32_t)(cdf[lo + 1] - cdf[lo]);
-        d->x = freq * (d->x >> PRECISION) + (d->x & ((1u << PRECISION) - 1)) - start;
-        if (dec_renorm(d))
-            return "truncated stream";
-        int64_t value = lo;
-        if (lo == max_value) {
-            uint32_t val, n_bypass = 0;
-            do {
-                if (dec_get_bits(d, &val))
-                    return "truncated stream";
-                n_bypass += val;
-                if (n_bypass > MAX_BYPASS_DIGITS)
-                    return "corrupt stream (bypass length)";
-            } while (val == MAX_BYPASS_VAL);
-            uint32_t raw = 0;
-            for (uint32_t j = 0; j < n_bypass; ++j) {
-                if (dec_get_bits(d, &val))
-                    return "truncated stream";
-                raw |= val << (j * BYPASS_BITS);
+/* Symbol i of `out` is decoded with the CDF of channel i / plane, as encode_symbols coded it. */
+static const char *decode_symbols(Decoder *d, int32_t *out, Py_ssize_t plane, const Tables *t, const int32_t *first) {
+    for (Py_ssize_t c = 0; c < t->channels; ++c) {
+        const int32_t *cdf = t->cdfs + c * t->stride;
+        const int32_t *buckets = first + (c << BUCKET_BITS);
+        int32_t max_value = t->lengths[c] - 2;
+        for (Py_ssize_t i = c * plane; i < (c + 1) * plane; ++i) {
+            uint32_t cum = (uint32_t)(d->x & ((1u << PRECISION) - 1));
+            /* largest s with cdf[s] <= cum: start from its bucket; cdf[length - 1] == 2^16 > cum bounds the scan */
+            int32_t lo = buckets[cum >> BUCKET_SHIFT];
+            while ((uint32_t)cdf[lo + 1] <= cum)
+                ++lo;
+            uint32_t start = (uint32_t)cdf[lo], freq = (uint32_t)(cdf[lo + 1] - cdf[lo]);
+            d->x = freq * (d->x >> PRECISION) + (d->x & ((1u << PRECISION) - 1)) - start;
+            if (dec_renorm(d))
+                return "truncated stream";
+            int64_t value = lo;
+            if (lo == max_value) {
+                uint32_t val, n_bypass = 0;
+                do {
+                    if (dec_get_bits(d, &val))
+                        return "truncated stream";
+                    n_bypass += val;
+                    if (n_bypass > MAX_BYPASS_DIGITS)
+                        return "corrupt stream (bypass length)";
+                } while (val == MAX_BYPASS_VAL);
+                uint32_t raw = 0;
+                for (uint32_t j = 0; j < n_bypass; ++j) {
+                    if (dec_get_bits(d, &val))
+                        return "truncated stream";
+                    raw |= val << (j * BYPASS_BITS);
+                }
+                value = raw >> 1;
+                value = (raw & 1) ? -value - 1 : value + max_value;
             }
-            value = raw >> 1;
-            value = (raw & 1) ? -value - 1 : value + max_value;
+            value += t->offsets[c];
+            if (value > INT32_MAX || value < INT32_MIN)
+                return "corrupt stream (value out of range)";
+            out[i] = (int32_t)value;
         }
-        value += t->offsets[c];
-        if (value > INT32_MAX || value < INT32_MIN)
-            return "corrupt stream (value out of range)";
-        out[i] = (int32_t)value;
     }
     if (d->ptr != d->end)
         return "corrupt stream (trailing data)";
@@ -242,26 +243,33 @@ static const char *make_tables(Tables *t, Py_buffer *cdfs, Py_buffer *lengths, P
     return check_tables(t);
 }
 
-PyDoc_STRVAR(encode_doc, "encode(symbols, indexes, cdfs, cdf_lengths, offsets, stride) -> bytes\n\n"
-                         "All arguments but stride are contiguous int32 buffers; cdfs is channels x stride.");
+/* Whether a buffer of `len` bytes holds one int32 per symbol of `plane` per channel (overflow-safe). */
+static int fits_latent(Py_ssize_t len, Py_ssize_t plane, const Tables *t) {
+    return plane >= 0 && len % (4 * t->channels) == 0 && len / 4 / t->channels == plane;
+}
+
+PyDoc_STRVAR(encode_doc, "encode(symbols, plane, cdfs, cdf_lengths, offsets, stride) -> bytes\n\n"
+                         "symbols: contiguous int32, channels x plane (plane = latent height x width), coded\n"
+                         "with the CDF of their channel; the tables are contiguous int32 buffers, cdfs\n"
+                         "channels x stride.");
 
 static PyObject *rans_encode(PyObject *self, PyObject *args) {
-    Py_buffer sym, idx, cdfs, lengths, offsets;
-    Py_ssize_t stride;
+    Py_buffer sym, cdfs, lengths, offsets;
+    Py_ssize_t plane, stride;
     PyObject *result = NULL;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*n", &sym, &idx, &cdfs, &lengths, &offsets, &stride))
+    if (!PyArg_ParseTuple(args, "y*ny*y*y*n", &sym, &plane, &cdfs, &lengths, &offsets, &stride))
         return NULL;
     Tables t;
     const char *err = make_tables(&t, &cdfs, &lengths, &offsets, stride);
-    if (!err && sym.len != idx.len)
-        err = "symbols and indexes differ in length";
+    if (!err && !fits_latent(sym.len, plane, &t))
+        err = "symbols are not channels x plane int32 values";
     if (err) {
         PyErr_SetString(PyExc_ValueError, err);
         goto done;
     }
-    Py_ssize_t n = sym.len / 4, bad_at = -1;
+    Py_ssize_t bad_at = -1;
     Encoder e;
-    e.cap = (size_t)(n / 4) + 16;
+    e.cap = (size_t)(sym.len / 16) + 16;
     e.buf = (uint32_t *)malloc(e.cap * sizeof(uint32_t));
     if (!e.buf) {
         PyErr_NoMemory();
@@ -271,38 +279,37 @@ static PyObject *rans_encode(PyObject *self, PyObject *args) {
     e.x = RANS_L;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = encode_symbols(&e, (const int32_t *)sym.buf, (const int32_t *)idx.buf, n, &t, &bad_at);
+    rc = encode_symbols(&e, (const int32_t *)sym.buf, plane, &t, &bad_at);
     Py_END_ALLOW_THREADS
     if (rc == -1)
         PyErr_NoMemory();
     else if (rc == -2)
-        PyErr_Format(PyExc_ValueError, "symbol %zd: value or CDF index out of range", bad_at);
+        PyErr_Format(PyExc_ValueError, "symbol %zd: value out of range", bad_at);
     else
         result = PyBytes_FromStringAndSize((const char *)e.ptr, (Py_ssize_t)((e.buf + e.cap - e.ptr) * 4));
     free(e.buf);
 done:
     PyBuffer_Release(&sym);
-    PyBuffer_Release(&idx);
     PyBuffer_Release(&cdfs);
     PyBuffer_Release(&lengths);
     PyBuffer_Release(&offsets);
     return result;
 }
 
-PyDoc_STRVAR(decode_doc, "decode(data, indexes, cdfs, cdf_lengths, offsets, stride, out) -> None\n\n"
-                         "Decodes len(indexes) symbols into the writable int32 buffer `out`;\n"
-                         "raises ValueError on a truncated or corrupt stream.");
+PyDoc_STRVAR(decode_doc, "decode(data, plane, cdfs, cdf_lengths, offsets, stride, out) -> None\n\n"
+                         "Decodes channels x plane symbols into the writable int32 buffer `out`, each with\n"
+                         "the CDF of its channel; raises ValueError on a truncated or corrupt stream.");
 
 static PyObject *rans_decode(PyObject *self, PyObject *args) {
-    Py_buffer data, idx, cdfs, lengths, offsets, out;
-    Py_ssize_t stride;
+    Py_buffer data, cdfs, lengths, offsets, out;
+    Py_ssize_t plane, stride;
     PyObject *result = NULL;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*nw*", &data, &idx, &cdfs, &lengths, &offsets, &stride, &out))
+    if (!PyArg_ParseTuple(args, "y*ny*y*y*nw*", &data, &plane, &cdfs, &lengths, &offsets, &stride, &out))
         return NULL;
     Tables t;
     const char *err = make_tables(&t, &cdfs, &lengths, &offsets, stride);
-    if (!err && out.len != idx.len)
-        err = "output and indexes differ in length";
+    if (!err && !fits_latent(out.len, plane, &t))
+        err = "output is not channels x plane int32 values";
     if (err) {
         PyErr_SetString(PyExc_ValueError, err);
         goto done;
@@ -324,7 +331,7 @@ static PyObject *rans_decode(PyObject *self, PyObject *args) {
     d.ptr = words + 2;
     d.end = words + data.len / 4;
     Py_BEGIN_ALLOW_THREADS
-    err = decode_symbols(&d, (const int32_t *)idx.buf, (int32_t *)out.buf, idx.len / 4, &t, first);
+    err = decode_symbols(&d, (int32_t *)out.buf, plane, &t, first);
     Py_END_ALLOW_THREADS
     free(first);
     if (err) {
@@ -335,7 +342,6 @@ static PyObject *rans_decode(PyObject *self, PyObject *args) {
     }
 done:
     PyBuffer_Release(&data);
-    PyBuffer_Release(&idx);
     PyBuffer_Release(&cdfs);
     PyBuffer_Release(&lengths);
     PyBuffer_Release(&offsets);

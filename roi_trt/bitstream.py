@@ -32,6 +32,7 @@ MAGIC = b"ROIc"
 VERSION = 1
 _HEADER = struct.Struct("<4sBBHBB8sIIHHI")
 _CRC = struct.Struct("<I")
+_IMAGE_SIZE = struct.Struct("<II")
 HEADER_SIZE = _HEADER.size + _CRC.size
 MAX_PIXELS = 1 << 26  # 64 MP (e.g. 8192 x 8192): bounds the latent a stream can make us allocate
 MAX_SIDE = 1 << 15
@@ -76,6 +77,15 @@ def max_payload_bytes(N, latent_height, latent_width):
 
 def is_roi_stream(data):
     return data[:4] == MAGIC
+
+
+def declared_size(data):
+    """(height, width) the header of `.roi` data declares (offsets 18 and 22), (0, 0) if it is too short to
+    hold one: read before anything else is checked or copied, so a server can hold it against its budget
+    first."""
+    if len(data) < _HEADER.size:
+        return 0, 0
+    return _IMAGE_SIZE.unpack_from(data, 18)
 
 
 def unpack(data):

@@ -6,6 +6,9 @@ Library use with frames in memory:
         data, timing = codec.encode(rgb)          # uint8 HxWx3 -> .roi bytes
     with open_codec("demo", parts=("decoder",)) as codec:
         rgb, timing = codec.decode(data)          # .roi bytes (or a reference msgpack packet) -> uint8 HxWx3
+
+Decoding converts the synthesis output to uint8 tile by tile (`synthesize_rgb8`): no float image of the
+whole frame is made; `synthesize` gives the float image for those who want it.
 """
 
 import math
@@ -13,14 +16,16 @@ import time
 from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+
 from . import bitstream
 from .backends import open_backend
-from .entropy import decode_latent, encode_latent
+from .entropy import decode_latent, encode_latent, encode_symbols
 from .errors import UsageError
 from .imageio import pad_to_multiple, resize, to_nchw, to_rgb8
 from .spec import PARTS
 from .store import resolve
-from .tiling import HALO, available_memory, run_tiled, tile_side
+from .tiling import HALO, available_memory, run_tiled, stitch, tile_side
 
 Timing = namedtuple("Timing", "transform entropy")
 Frame = namedtuple("Frame", "x height width")  # padded float NCHW image, and the size before padding
@@ -81,6 +86,13 @@ class StreamCoder(object):
         header = bitstream.header_for(self.model.N, self.model.M, self.model.fingerprint, height, width)
         return bitstream.pack(header, payload), time.perf_counter() - start
 
+    def median_stream(self, height, width):
+        """The stream of a height x width image whose latent is every channel's median (all symbols 0): about
+        the smallest stream of that size, so the cheapest request for the most pixels a server admits."""
+        header = bitstream.header_for(self.model.N, self.model.M, self.model.fingerprint, height, width)
+        symbols = np.zeros((self.model.N, header.latent_height, header.latent_width), np.int32)
+        return bitstream.pack(header, encode_symbols(symbols, self.tables))
+
     def parse(self, data):
         """.roi stream or reference msgpack packet -> (dequantized latent [1, N, h, w], crop (h, w) or None, seconds)."""
         start = time.perf_counter()
@@ -127,13 +139,25 @@ class Codec(object):
             side = max(1, min(side, largest - 2 * HALO))
         return side
 
-    def _transform(self, part, x, scale_in, scale_out, out_channels):
+    def _transform(self, part, x, scale_in, scale_out, out_channels, keep=None):
+        """`part`'s transform of NCHW x -> its float NCHW output; or, with `keep`, each piece of the output
+        handed to keep(rows, cols, piece) as run_tiled does (the whole output, or past the memory budget
+        each tile's core) and None returned."""
         run = self.backend.analysis if part == "encoder" else self.backend.synthesis
         tile = self.tile_latents(part)
         h, w = x.shape[-2] // scale_in, x.shape[-1] // scale_in
         if self.model.fixed_shape is not None or (h <= tile and w <= tile):
-            return run(x) if self._pool is None else self._pool.submit(run, x).result()
-        return run_tiled(run, x, scale_in, scale_out, out_channels, tile, self._pool, self.backend.frames)
+            out = run(x) if self._pool is None else self._pool.submit(run, x).result()
+            if keep is None:
+                return out
+            keep((0, out.shape[2]), (0, out.shape[3]), out)
+            return None
+        out = None
+        if keep is None:
+            out = np.empty((x.shape[0], out_channels, h * scale_out, w * scale_out), np.float32)
+            keep = stitch(out)
+        run_tiled(run, x, scale_in, scale_out, tile, keep, self._pool, self.backend.frames)
+        return out
 
     def close(self):
         if self._pool is not None:
@@ -174,6 +198,24 @@ class Codec(object):
         start = time.perf_counter()
         return self._transform("decoder", latent, 1, self.downsampling, 3), time.perf_counter() - start
 
+    def synthesize_rgb8(self, latent, crop=None):
+        """Dequantized latent [1, N, h, w] -> (uint8 HxWx3 cropped to `crop` (h, w) if given, seconds): each
+        tile's core is converted into its place as soon as it is done, so the float output never exists
+        at full size. Equal to finish_decode(synthesize(latent)[0], crop)."""
+        start = time.perf_counter()
+        d, (h, w) = self.downsampling, latent.shape[2:]
+        height, width = crop or (h * d, w * d)
+        if not ((h - 1) * d < height <= h * d and (w - 1) * d < width <= w * d):  # every pixel written, once
+            raise ValueError("crop {}x{} does not match a latent of {}x{}".format(width, height, w, h))
+        rgb = np.empty((height, width, 3), np.uint8)
+
+        def keep(rows, cols, core):
+            r0, r1, c0, c1 = rows[0], min(rows[1], height), cols[0], min(cols[1], width)
+            to_rgb8(core[:, :, : r1 - r0, : c1 - c0], out=rgb[r0:r1, c0:c1])
+
+        self._transform("decoder", latent, 1, d, 3, keep)
+        return rgb, time.perf_counter() - start
+
     @staticmethod
     def finish_decode(x_hat, crop):
         """Float NCHW image -> uint8 HxWx3, cropped to the encoded image's size."""
@@ -191,8 +233,8 @@ class Codec(object):
     def decode(self, data):
         """.roi stream or reference msgpack packet -> (uint8 HxWx3, Timing)."""
         latent, crop, entropy = self.parse(data)
-        x_hat, transform = self.synthesize(latent)
-        return self.finish_decode(x_hat, crop), Timing(transform, entropy)
+        rgb, transform = self.synthesize_rgb8(latent, crop)
+        return rgb, Timing(transform, entropy)
 
 
 def open_codec(model=None, backend="auto", parts=PARTS, threads=None, device=None, max_memory=None, frames=1):

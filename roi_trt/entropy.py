@@ -1,7 +1,8 @@
 """Entropy coding of latents with the compiled rANS core (torch-free, Python 3.6).
 
 Bit-compatible with CompressAI's `EntropyBottleneck.compress` / `decompress`: symbols are
-round(y - median) per channel, the CDF index is the channel, one byte string per image.
+round(y - median) per channel, the CDF index is the channel, one byte string per image. The core derives
+each symbol's channel from its position, so no index array as large as the latent is made.
 """
 
 import numpy as np
@@ -10,10 +11,6 @@ from . import _rans
 from .errors import BitstreamError, RoiTrtError
 
 MAX_ABS_SYMBOL = 1 << 30  # the core's limit; trained latents stay within a few hundred
-
-
-def _indexes(channels, height, width):
-    return np.repeat(np.arange(channels, dtype=np.int32), height * width)
 
 
 def _table_args(tables):
@@ -36,14 +33,14 @@ def encode_symbols(symbols, tables):
     channels, height, width = symbols.shape
     if channels != tables.channels:
         raise RoiTrtError("latent has {} channels, entropy tables {}".format(channels, tables.channels))
-    return _rans.encode(np.ascontiguousarray(symbols, np.int32), _indexes(channels, height, width), *_table_args(tables))
+    return _rans.encode(np.ascontiguousarray(symbols, np.int32), height * width, *_table_args(tables))
 
 
 def decode_symbols(data, tables, latent_hw):
     height, width = latent_hw
     out = np.empty((tables.channels, height, width), np.int32)
     try:
-        _rans.decode(data, _indexes(tables.channels, height, width), *_table_args(tables), out)
+        _rans.decode(data, height * width, *_table_args(tables), out)
     except ValueError as exc:
         raise BitstreamError("entropy decoding failed: {}".format(exc)) from None
     return out

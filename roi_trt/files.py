@@ -307,8 +307,8 @@ def decode_stages(codec, default_suffix=".png", replace=False):
 
     def transform(state):
         job, nbytes, latent, crop, entropy_s = state
-        x_hat, transform_s = codec.synthesize(latent)
-        return job, nbytes, entropy_s, codec.finish_decode(x_hat, crop), transform_s
+        rgb, transform_s = codec.synthesize_rgb8(latent, crop)
+        return job, nbytes, entropy_s, rgb, transform_s
 
     def finish(state):
         job, nbytes, entropy_s, rgb, transform_s = state

@@ -184,10 +184,12 @@ def to_nchw(rgb):
     return np.divide(out, 255.0, out=out)
 
 
-def to_rgb8(nchw):
-    """float NCHW in [0, 1] (first image) -> uint8 HxWx3, rounded and clipped, a band of rows at a time."""
+def to_rgb8(nchw, out=None):
+    """float NCHW in [0, 1] (first image) -> uint8 HxWx3, rounded and clipped, a band of rows at a time
+    (into `out`, e.g. a tile's place in a larger image, if given)."""
     _, _, height, width = nchw.shape
-    out = np.empty((height, width, 3), np.uint8)
+    if out is None:
+        out = np.empty((height, width, 3), np.uint8)
     for r in range(0, height, BAND_ROWS):
         band = nchw[0, :, r: r + BAND_ROWS].transpose(1, 2, 0) * 255.0
         out[r: r + BAND_ROWS] = np.clip(np.rint(band, out=band), 0, 255, out=band)

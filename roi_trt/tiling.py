@@ -23,23 +23,25 @@ def spans(length, tile):
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-def run_tiled(transform, x, scale_in, scale_out, out_channels, tile, pool=None, side_by_side=1):
-    """transform(x) computed tile by tile, `side_by_side` tiles at once on `pool` (an Executor) if given.
+def run_tiled(transform, x, scale_in, scale_out, tile, keep, pool=None, side_by_side=1):
+    """transform(x) computed tile by tile, `side_by_side` tiles at once on `pool` (an Executor) if given;
+    each tile's core goes to keep(rows, cols, core) as it is done, so the caller decides what is kept of
+    it (a float image, or only its cropped uint8 pixels).
 
     x is NCHW; `scale_in` / `scale_out` are the pixels per latent unit of input and output (analysis:
-    d and 1, synthesis: 1 and d); `tile` is the largest core side in latent units.
+    d and 1, synthesis: 1 and d); `tile` is the largest core side in latent units. `rows` and `cols` are
+    the (start, stop) output pixels the core covers, `core` the NCHW output there.
     """
-    batch, _, height, width = x.shape
+    _, _, height, width = x.shape
     h, w = height // scale_in, width // scale_in
-    out = np.empty((batch, out_channels, h * scale_out, w * scale_out), np.float32)
     running = deque()
 
     def run(a0, a1, b0, b1):
         return transform(np.ascontiguousarray(x[:, :, a0 * scale_in: a1 * scale_in, b0 * scale_in: b1 * scale_in]))
 
-    def keep(r0, r1, c0, c1, a0, b0, part):
-        out[:, :, r0 * scale_out: r1 * scale_out, c0 * scale_out: c1 * scale_out] = part[
-            :, :, (r0 - a0) * scale_out: (r1 - a0) * scale_out, (c0 - b0) * scale_out: (c1 - b0) * scale_out]
+    def done(r0, r1, c0, c1, a0, b0, part):
+        keep((r0 * scale_out, r1 * scale_out), (c0 * scale_out, c1 * scale_out), part[
+            :, :, (r0 - a0) * scale_out: (r1 - a0) * scale_out, (c0 - b0) * scale_out: (c1 - b0) * scale_out])
 
     try:
         for r0, r1 in spans(h, tile):
@@ -47,19 +49,25 @@ def run_tiled(transform, x, scale_in, scale_out, out_channels, tile, pool=None, 
             for c0, c1 in spans(w, tile):
                 b0, b1 = max(0, c0 - HALO), min(w, c1 + HALO)
                 if pool is None:
-                    keep(r0, r1, c0, c1, a0, b0, run(a0, a1, b0, b1))
+                    done(r0, r1, c0, c1, a0, b0, run(a0, a1, b0, b1))
                     continue
                 running.append(((r0, r1, c0, c1, a0, b0), pool.submit(run, a0, a1, b0, b1)))
                 if len(running) == side_by_side:
-                    where, done = running.popleft()
-                    keep(*(where + (done.result(),)))
+                    where, future = running.popleft()
+                    done(*(where + (future.result(),)))
         while running:
-            where, done = running.popleft()
-            keep(*(where + (done.result(),)))
+            where, future = running.popleft()
+            done(*(where + (future.result(),)))
     finally:  # a tile failed: the image fails, its other tiles need not run
         for _, future in running:
             future.cancel()
-    return out
+
+
+def stitch(out):
+    """keep() for run_tiled that copies each core into `out`, the whole NCHW output."""
+    def keep(rows, cols, core):
+        out[:, :, rows[0]: rows[1], cols[0]: cols[1]] = core
+    return keep
 
 
 def tile_side(budget, bytes_per_latent):

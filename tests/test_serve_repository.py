@@ -139,6 +139,15 @@ def test_serve_repo_cli(tmp_path):
 
     ok = cli("demo", "-o", "r", "--max-batch", "2")
     assert ok.returncode == 0 and "roi-trt serve run r" in ok.stdout
+    for args, pixels, stream_bytes in (((), 3840 * 2160, 3840 * 2160 // 2),
+                                       (("--max-pixels", "1000000"), 10 ** 6, 500000),
+                                       (("--max-pixels", "1000000", "--max-stream-bytes", "70000"), 10 ** 6, 70000)):
+        assert cli("demo", "-o", "limits", "--force", *args).returncode == 0
+        parameters = read_config(str(tmp_path / "limits" / "roi_decode" / "config.pbtxt")).parameters
+        assert (parameters["max_pixels"].string_value, parameters["max_stream_bytes"].string_value) == (
+            str(pixels), str(stream_bytes))
+    beyond = cli("demo", "-o", "r4", "--max-pixels", str((1 << 26) + 1))
+    assert beyond.returncode == 2 and "--max-pixels" in beyond.stderr
     both = cli("demo", "-o", "r2", "--sink-dir", "s", "--sink-callback", "m:f")
     assert both.returncode == 2 and both.stderr.strip().splitlines()[-1].startswith("Error: give --sink-dir or")
     missing = cli("nope-model", "-o", "r3")

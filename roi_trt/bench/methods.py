@@ -49,8 +49,7 @@ class RoiCodecMethod(Method):
         return data, data
 
     def decode(self, data):
-        latent, crop, _ = self.codec.parse(data)
-        return self.codec.finish_decode(self.codec.synthesize(latent)[0], crop)
+        return self.codec.decode(data)[0]
 
 
 class PaperTorchMethod(Method):

@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from ..bitstream import MAX_PIXELS
 from ..fileio import check_output
 from .options import (
     backend_option, force_option, memory_option, memory_option_value, model_option, size_option_value, threads_option,
@@ -36,9 +37,10 @@ def serve():
               help="Where the synthesis runs (Triton instance kind); entropy decoding always runs on the CPU.")
 @threads_option
 @click.option("--max-stream-bytes", default=None, type=click.IntRange(64),
-              help="Refuse larger streams before decoding [default: 32 MiB].")
-@click.option("--max-pixels", default=None, type=click.IntRange(1),
-              help="Refuse streams of larger images before decoding [default: 64 MP, the format's limit].")
+              help="Refuse larger streams before decoding [default: 4 bits per pixel of --max-pixels].")
+@click.option("--max-pixels", default=None, type=click.IntRange(1, MAX_PIXELS),
+              help="Pixel budget of one request: streams of larger images are refused from their header, before "
+                   "any decoding [default: a 4K frame, 3840x2160; at most 64 MP, the format's limit].")
 @click.option("--sink-dir", type=click.Path(file_okay=False),
               help="The server also writes every decoded frame to SINK_DIR/<camera>/<frame>.png (never replacing a file).")
 @click.option("--sink-callback", metavar="MODULE:FUNCTION",
@@ -50,12 +52,12 @@ def serve_repo(models, output, synthesis, instances, max_batch, queue_delay_us, 
     model by the fingerprint each stream carries)."""
     from ..errors import UsageError
     from ..serve.repository import write_repository
-    from ..serve.service import DEFAULT_LIMITS, Limits
+    from ..serve.service import request_limits
 
     if sink_dir and sink_callback:
         raise UsageError("give --sink-dir or --sink-callback, not both")
     check_output(output, directory=True, beside=True)
-    limits = Limits(max_stream_bytes or DEFAULT_LIMITS.max_stream_bytes, max_pixels or DEFAULT_LIMITS.max_pixels)
+    limits = request_limits(max_pixels, max_stream_bytes)
     path = write_repository(list(models), output, synthesis=synthesis, instances=instances, max_batch=max_batch,
                             device=device, queue_delay_us=queue_delay_us, limits=limits, sink_dir=sink_dir,
                             sink_callback=sink_callback, threads=threads, force=force)

@@ -3,8 +3,10 @@ decoded frames go (torch-free; the Triton model in roi_trt.serve.triton_model is
 
 A server holds several models and picks the one each stream names by its fingerprint; a stream of any
 other model, a reference msgpack packet (it names no model), a stream longer than the server's limit or
-than its own latent can hold, or an image larger than the server's pixel limit is refused before any
-memory is spent on decoding it, with a one-line reason for that request alone.
+than its own latent can hold, or an image larger than the server's pixel budget is refused before any
+memory is spent on decoding it, with a one-line reason for that request alone. The pixel budget bounds
+what one request can cost: entropy decoding, the latent and the decoded frame grow with the pixels, and
+synthesis runs in tiles within the memory budget.
 """
 
 import hashlib
@@ -17,21 +19,30 @@ import zlib
 from collections import namedtuple
 
 from .. import bitstream
-from ..codec import Codec, StreamCoder
+from ..codec import StreamCoder
 from ..errors import BitstreamError, ModelMismatchError, RoiTrtError
 from ..spec import stream_fingerprint
 from ..store import resolve
 
 # The served models of a repository's `roi_decode` model, beside its model.py.
 SERVED_MODELS = "served_models.json"
-# A 64 MP image at 4 bits per pixel: far above any stream a learned codec sends at useful rates.
-DEFAULT_MAX_STREAM_BYTES = 32 << 20
+# A 4K frame (3840 x 2160): what a camera sends, so a request costs at most about four 1080p frames.
+DEFAULT_MAX_PIXELS = 3840 * 2160
 # The PNG text key under which DirectorySink records the SHA-256 of a frame's stream.
 SINK_DIGEST_KEY = "roi-trt stream sha256"
 _CAMERA = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 Limits = namedtuple("Limits", "max_stream_bytes max_pixels")
-DEFAULT_LIMITS = Limits(DEFAULT_MAX_STREAM_BYTES, bitstream.MAX_PIXELS)
+
+
+def request_limits(max_pixels=None, max_stream_bytes=None):
+    """Limits, with the defaults: a 4K frame, and 4 bits per pixel of the pixel budget in bytes (far above
+    any stream a learned codec sends at useful rates)."""
+    max_pixels = max_pixels or DEFAULT_MAX_PIXELS
+    return Limits(max_stream_bytes or max_pixels // 2, max_pixels)
+
+
+DEFAULT_LIMITS = request_limits()
 # One decoded frame: which model, which camera and frame number the client named (or None), and the
 # SHA-256 (hex) of the stream it was decoded from: what tells a frame sent again from a different one.
 FrameInfo = namedtuple("FrameInfo", "model camera frame stream_sha256")
@@ -100,13 +111,14 @@ class DecodeService(object):
                 len(data), self.limits.max_stream_bytes))
         if not bitstream.is_roi_stream(data):
             raise RequestError("not a .roi stream (this server decodes only .roi streams, which name their model)")
+        height, width = bitstream.declared_size(data)  # before the stream is checked, copied or decoded
+        if height * width > self.limits.max_pixels:
+            raise RequestError("image of {}x{} is larger than this server accepts ({} pixels)".format(
+                width, height, self.limits.max_pixels))
         try:
             header, payload = bitstream.unpack(data)
         except BitstreamError as exc:
             raise RequestError(str(exc)) from None
-        if header.height * header.width > self.limits.max_pixels:
-            raise RequestError("image of {}x{} is larger than this server accepts ({} pixels)".format(
-                header.width, header.height, self.limits.max_pixels))
         served = self.by_fingerprint.get(header.fingerprint)
         if served is None:
             raise RequestError("stream of model ({}, {}) {} is not served here (this server decodes {})".format(
@@ -123,10 +135,8 @@ class DecodeService(object):
             raise RequestError(str(exc)) from None
         return served, latent, crop
 
-    def finish(self, served, x_hat, crop, camera=None, frame=None, digest=None):
-        """Synthesized float NCHW image -> uint8 HxWx3 at the encoded size, handed to the sink with the
-        stream's `digest` (stream_sha256)."""
-        rgb = Codec.finish_decode(x_hat, crop)
+    def finish(self, served, rgb, camera=None, frame=None, digest=None):
+        """A decoded uint8 HxWx3 frame, handed to the sink with the stream's `digest` (stream_sha256); -> rgb."""
         if self.sink is not None:
             self.sink(rgb, FrameInfo(served.name, camera, frame, digest))
         return rgb
@@ -134,8 +144,8 @@ class DecodeService(object):
     def decode(self, data, camera=None, frame=None):
         """.roi bytes -> uint8 HxWx3, synthesis in this process (the served model must have a codec)."""
         served, latent, crop = self.parse(data)
-        x_hat, _ = served.codec.synthesize(latent)
-        return self.finish(served, x_hat, crop, camera, frame, stream_sha256(data))
+        rgb, _ = served.codec.synthesize_rgb8(latent, crop)
+        return self.finish(served, rgb, camera, frame, stream_sha256(data))
 
 
 def request_parameters(parameters):

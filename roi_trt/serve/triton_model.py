@@ -20,6 +20,7 @@ import os
 
 import numpy as np
 
+from ..codec import Codec
 from ..errors import RoiTrtError
 from .service import (
     DEFAULT_LIMITS, DecodeService, DirectorySink, Limits, RequestError, ServedModel, SinkUnavailable, callback_sink,
@@ -139,12 +140,13 @@ class DecodeModel(object):
         return [images[k:k + 1] for k in range(len(indexes))]
 
     def _synthesize(self, parsed):
-        """Synthesized images (or RequestErrors) for the parsed requests, in order."""
+        """Decoded uint8 HxWx3 images (or RequestErrors) for the parsed requests, in order. In process each
+        tile is converted as it is done; a synthesis model answers with float images, converted here."""
         out = [None] * len(parsed)
         if not self.bls:
-            for k, (served, latent) in enumerate(p[:2] for p in parsed):
+            for k, (served, latent, crop) in enumerate(p[:3] for p in parsed):
                 try:
-                    out[k] = served.codec.synthesize(latent)[0]
+                    out[k] = served.codec.synthesize_rgb8(latent, crop)[0]
                 except RoiTrtError as exc:
                     out[k] = RequestError(str(exc))
             return out
@@ -154,7 +156,7 @@ class DecodeModel(object):
             except RequestError as exc:
                 images = [exc] * len(indexes)
             for i, image in zip(indexes, images):
-                out[i] = image
+                out[i] = image if isinstance(image, RequestError) else Codec.finish_decode(image, parsed[i][2])
         return out
 
     def execute(self, requests):
@@ -166,13 +168,13 @@ class DecodeModel(object):
                 where.append(index)
             except RequestError as exc:
                 responses[index] = self._error(str(exc))
-        for index, p, x_hat in zip(where, parsed, self._synthesize(parsed)):
-            if isinstance(x_hat, RequestError):
-                responses[index] = self._error(str(x_hat))
+        for index, p, rgb in zip(where, parsed, self._synthesize(parsed)):
+            if isinstance(rgb, RequestError):
+                responses[index] = self._error(str(rgb))
                 continue
-            served, _, crop, camera, frame, wanted, digest = p
+            served, _, _, camera, frame, wanted, digest = p
             try:
-                rgb = self.service.finish(served, x_hat, crop, camera, frame, digest)
+                rgb = self.service.finish(served, rgb, camera, frame, digest)
             except RequestError as exc:
                 responses[index] = self._error(str(exc))
                 continue
@@ -214,12 +216,16 @@ class SynthesisModel(object):
                 self._run(requests, latents, indexes[start:start + per_run], responses, tiled=per_run == 1)
         return responses
 
+    def _each_in_tiles(self, latent):
+        """The images of a request's latents, each synthesized alone in tiles (a single one is not copied)."""
+        images = [self.codec.synthesize(latent[k:k + 1])[0] for k in range(latent.shape[0])]
+        return images[0] if len(images) == 1 else np.concatenate(images)
+
     def _run(self, requests, latents, indexes, responses, tiled):
         """Synthesize the requests `indexes` together (or each latent alone, in tiles, when one is large)."""
         try:
             if tiled:
-                images = [np.concatenate([self.codec.synthesize(latents[i][k:k + 1])[0]
-                                          for k in range(latents[i].shape[0])]) for i in indexes]
+                images = [self._each_in_tiles(latents[i]) for i in indexes]
             else:
                 batch = self.codec.backend.synthesis(np.concatenate([latents[i] for i in indexes]))
                 bounds = np.cumsum([0] + [latents[i].shape[0] for i in indexes])

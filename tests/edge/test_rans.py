@@ -55,7 +55,7 @@ def test_invalid_tables_are_rejected():
     with pytest.raises(ModelError):
         EntropyTables(bad, tables.cdf_length, tables.offset, tables.medians)
     with pytest.raises(ValueError, match="strictly increasing"):
-        _rans.encode(np.zeros(4, np.int32), np.zeros(4, np.int32), bad, tables.cdf_length, tables.offset, bad.shape[1])
+        _rans.encode(np.zeros(16, np.int32), 1, bad, tables.cdf_length, tables.offset, bad.shape[1])
 
 
 def test_channel_mismatch_is_a_clear_error():
@@ -100,3 +100,28 @@ def test_fuzz_decoder_never_crashes():
             outcomes["error"] += 1
     # The final-state and trailing-data checks reject nearly every corruption.
     assert outcomes["error"] > 2900, outcomes
+
+
+def _numpy_peak(call):
+    """-> (call's result, peak bytes of the Python and numpy allocations it made)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        result = call()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_entropy_coding_makes_no_array_as_large_as_the_latent():
+    """The core takes each symbol's channel from its position: what coding a 4 MiB latent allocates is
+    the stream (encode) or the decoded symbols (decode), nothing latent-sized besides (the channel index
+    array once built for both was another 4 MiB)."""
+    tables = random_tables(np.random.default_rng(5))
+    symbols = np.random.default_rng(6).integers(-3, 4, size=(16, 256, 256)).astype(np.int32)
+    data, encode_peak = _numpy_peak(lambda: encode_symbols(symbols, tables))
+    decoded, decode_peak = _numpy_peak(lambda: decode_symbols(data, tables, (256, 256)))
+    np.testing.assert_array_equal(decoded, symbols)
+    assert encode_peak < len(data) + (256 << 10), (encode_peak, len(data))
+    assert decode_peak < symbols.nbytes + (256 << 10), (decode_peak, symbols.nbytes)

@@ -61,6 +61,32 @@ def test_refused_before_decoding(service, demo_stream):
         service.parse(bitstream.pack(small, payload))
 
 
+def test_default_budget_refuses_a_small_stream_of_a_large_image_from_its_header(monkeypatch):
+    """A 33 MP image in a 0.15 MB stream was decoded by default (64 MP); the default budget (a 4K frame)
+    refuses it before the stream is checked, copied or entropy-decoded, and admits a 4K frame."""
+    import tracemalloc
+
+    from roi_trt.serve.service import DEFAULT_LIMITS
+
+    served, decoded = ServedModel("demo", "demo"), []
+    decode = served.streams.decode_unpacked
+    monkeypatch.setattr(served.streams, "decode_unpacked", lambda *args: decoded.append(args) or decode(*args))
+    service = DecodeService([served])
+    assert DEFAULT_LIMITS.max_pixels == 3840 * 2160 and DEFAULT_LIMITS.max_stream_bytes == 3840 * 2160 // 2
+    hostile = served.streams.median_stream(4320, 7680)
+    assert len(hostile) < 200000
+    tracemalloc.start()
+    try:
+        with pytest.raises(RequestError, match=r"7680x4320 is larger than this server accepts \(8294400 pixels\)"):
+            service.parse(hostile)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert decoded == [] and peak < 16 << 10  # not even the payload was copied
+    _, latent, crop = service.parse(served.streams.median_stream(2160, 3840))
+    assert crop == (2160, 3840) and latent.shape == (1, 128, 135, 240) and len(decoded) == 1
+
+
 def test_the_same_model_twice_is_refused():
     with pytest.raises(Exception, match="are the same model"):
         DecodeService([ServedModel("a", "demo"), ServedModel("b", "demo")])

@@ -141,3 +141,43 @@ def test_frames_side_by_side_keep_the_tiles_of_one_frame_and_fit_in_memory(expor
     with open_codec(export_dir, parts=("decoder",), max_memory=available_memory() // 4 // 2 + 1,
                     frames=2 * usable_cores()) as crowded:
         assert crowded.backend.frames == 1
+
+
+@pytest.mark.parametrize("tile", [1, 3, None])
+@pytest.mark.parametrize("crop", [None, (200, 328), (193, 321)])
+def test_uint8_synthesis_equals_the_float_image_converted(export_dir, whole, photo, tile, crop):
+    """Decoding converts each tile's core into the cropped uint8 image: exactly what converting the whole
+    float image gives, tiled or not, at every crop the padding allows."""
+    rgb = photo[:crop[0], :crop[1]] if crop else photo[:208, :336]
+    y_hat = np.rint(whole.analyze(whole.prepare(rgb))[0])[None].astype(np.float32)
+    codec = whole if tile is None else open_codec(export_dir, max_memory=budget_for(whole, "decoder", tile))
+    expected = codec.finish_decode(codec.synthesize(y_hat)[0], crop)
+    decoded, _ = codec.synthesize_rgb8(y_hat, crop)
+    assert decoded.dtype == np.uint8 and decoded.shape == expected.shape
+    assert np.array_equal(decoded, expected)
+
+
+def test_a_crop_that_does_not_match_the_latent_is_refused(whole):
+    y_hat = np.zeros((1, 128, 2, 3), np.float32)
+    for crop in ((33, 48), (16, 48), (32, 49)):
+        with pytest.raises(ValueError, match="does not match"):
+            whole.synthesize_rgb8(y_hat, crop)
+
+
+def test_decoding_makes_no_float_image_of_the_whole_frame(export_dir, whole, photo):
+    """Peak of numpy's allocations while decoding a 1024x1024 stream in tiles: below one float32 image of
+    the frame (12 MiB), which decoding used to stitch before converting it."""
+    import tracemalloc
+
+    with open_codec(export_dir, max_memory=budget_for(whole, "decoder", 8)) as codec:
+        data, _ = codec.encode(photo)
+        expected = codec.finish_decode(codec.synthesize(codec.parse(data)[0])[0], None)
+        tracemalloc.start()
+        try:
+            decoded, _ = codec.decode(data)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    float_image = 3 * photo.shape[0] * photo.shape[1] * 4
+    assert np.array_equal(decoded, expected)
+    assert peak < 0.75 * float_image, (peak, float_image)
