@@ -416,9 +416,13 @@ def audit(results):
     return "```\n{}\n```".format("\n".join(kept))
 
 
+def _serve_runs(results, *runs):
+    """The serve_load.csv rows of those runs (a CSV without the `run` column holds only load rows)."""
+    return [r for r in results.rows("serve_load.csv") if r.get("run", "load") in runs]
+
+
 def serve_load(results):
-    # the load runs' rows (the hostile-request rows have their own `run`; a CSV without the column has only these)
-    rows = [r for r in results.rows("serve_load.csv") if r.get("run", "load") == "load"]
+    rows = _serve_runs(results, "load")
     body = [(r["synthesis"], r["cameras"], "{:.2f}".format(value(r, "valid_frames_per_s")), times(value(r, "ratio_to_local")),
              "{:.2f} s".format(value(r, "latency_p50_ms") / 1e3), "{:.2f} s".format(value(r, "latency_p99_ms") / 1e3),
              r.get("max_batch") or "—",
@@ -429,6 +433,34 @@ def serve_load(results):
                   "largest batch", "each valid frame decoded once", "invalid refused", "max abs diff to local"],
                  body) + "\n\n({}; {} requests per camera.)".format(
         source("serve_load.csv", rows, ()), int(value(rows[0], "requests") / value(rows[0], "cameras")))
+
+
+def serve_cost(results):
+    """What one request costs the idle server: a camera frame, a 1080p frame, the costliest request the default
+    budget admits, and the old default's worst case."""
+    rows = _serve_runs(results, "cost")
+    body = [(r["synthesis"], r["request"], r["image"], "{:,} B".format(int(value(r, "stream_bytes"))),
+             "refused in {}".format(ms(value(r, "request_seconds"))) if r["refused"] == "1" else
+             "{:.2f} s".format(value(r, "request_seconds")), times(value(r, "time_vs_1080p")),
+             "{:.0f} MB".format(value(r, "server_rss_mb")), "{:.0f} MB".format(value(r, "server_rss_over_idle_mb")),
+             times(value(r, "memory_vs_1080p"))) for r in rows]
+    return table(["synthesis", "request", "image", "stream", "time", "÷ 1080p", "server peak RSS", "above idle",
+                  "÷ 1080p"], body) + "\n\n({}; the median of {} requests each, the largest peak.)".format(
+        source("serve_load.csv", rows, ()), int(value(rows[0], "requests")))
+
+
+def serve_hostile(results):
+    """Honest cameras' latency alone and while clients send the costliest admitted request back to back."""
+    rows = _serve_runs(results, "alone", "hostile")
+    body = [(r["synthesis"], r["cameras"], r.get("hostile_clients") or "0",
+             "{:.2f} s".format(value(r, "latency_p50_ms") / 1e3), "{:.2f} s".format(value(r, "latency_p95_ms") / 1e3),
+             times(value(r, "p50_vs_alone")), times(value(r, "p95_vs_alone")),
+             "{:.2f}".format(value(r, "valid_frames_per_s")),
+             "{} ({:.1f} s each)".format(r["hostile_requests"], value(r, "hostile_seconds"))
+             if r.get("hostile_requests") else "—") for r in rows]
+    return table(["synthesis", "honest cameras", "hostile clients", "honest p50", "p95", "p50 ÷ alone", "p95 ÷ alone",
+                  "honest frames/s", "costly requests decoded"], body) + "\n\n({}.)".format(
+        source("serve_load.csv", rows, ()))
 
 
 def provenance_columns(results):
@@ -454,7 +486,8 @@ SECTIONS = OrderedDict([
     ("machines", machines), ("latency", latency), ("latency-codecs", latency_codecs), ("entropy-coding", entropy_coding),
     ("export-latency", export_latency), ("roofline", roofline), ("memory", memory), ("throughput", throughput),
     ("roi-loss", roi_loss), ("precision", precision_table), ("precision-headline", precision_headline),
-    ("audit", audit), ("serve-load", serve_load), ("provenance-columns", provenance_columns),
+    ("audit", audit), ("serve-load", serve_load), ("serve-cost", serve_cost), ("serve-hostile", serve_hostile),
+    ("provenance-columns", provenance_columns),
     ("tensorrt-targets", tensorrt_targets),
 ])
 
