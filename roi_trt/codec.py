@@ -114,7 +114,8 @@ class Codec(object):
     """A backend (the transforms of one resolved model) and that model's entropy tables.
 
     Images whose transform would need more working memory than `max_memory` bytes are processed in
-    overlapping tiles (roi_trt.tiling) with the same result; None means `default_max_memory()`. Where the
+    overlapping tiles (roi_trt.tiling) with the same result; None means the backend's device budget (a
+    GPU's own memory) or else `default_max_memory()`; a TensorRT engine tiles by its profile instead. Where the
     backend runs `frames` > 1 side by side, every run goes through a pool of that many threads, so small
     frames (each from its own caller thread) and the tiles of a large one share the cores alike; each
     run keeps its own budget, so tiles and streams do not depend on how many run at once.
@@ -125,28 +126,34 @@ class Codec(object):
         self.model = backend.model
         self.streams = StreamCoder(self.model, tables)
         self.downsampling = self.model.downsampling
-        self.max_memory = max_memory or default_max_memory()
+        self.max_memory = max_memory or backend.memory_budget() or default_max_memory()
         self._pool = ThreadPoolExecutor(backend.frames) if backend.frames > 1 else None
         self.work_bytes = {part: work_bytes(self.model, part) for part in PARTS}  # decided once, not per image
 
     def tile_latents(self, part):
-        """Core side of a tile (latent units) for `part` within the memory budget (and, for an engine,
-        within its optimization profile)."""
+        """Core (rows, cols) of a tile in latent units for `part`: an engine's largest input less the halo
+        (its context holds the memory for that already: a 1080p frame on a server engine runs whole, no
+        halo FLOPs), else a square within the working-memory budget."""
+        largest = self.backend.largest_input(part)
+        if largest is not None:
+            return max(1, largest[1] - 2 * HALO), max(1, largest[2] - 2 * HALO)
         d = self.downsampling
         side = tile_side(self.max_memory, d * d * self.model.N * self.work_bytes[part])
-        if hasattr(self.backend, "profile"):
-            largest = min(self.backend.profile(part)[2][2:]) // (d if part == "encoder" else 1)
-            side = max(1, min(side, largest - 2 * HALO))
-        return side
+        return side, side
+
+    def _whole(self, part, h, w):
+        """Whether a latent of h x w runs in one piece (an engine: within its largest input)."""
+        largest = self.backend.largest_input(part)
+        rows, cols = largest[1:] if largest is not None else self.tile_latents(part)
+        return self.model.fixed_shape is not None or (h <= rows and w <= cols)
 
     def _transform(self, part, x, scale_in, scale_out, out_channels, keep=None):
         """`part`'s transform of NCHW x -> its float NCHW output; or, with `keep`, each piece of the output
         handed to keep(rows, cols, piece) as run_tiled does (the whole output, or past the memory budget
         each tile's core) and None returned."""
         run = self.backend.analysis if part == "encoder" else self.backend.synthesis
-        tile = self.tile_latents(part)
         h, w = x.shape[-2] // scale_in, x.shape[-1] // scale_in
-        if self.model.fixed_shape is not None or (h <= tile and w <= tile):
+        if self._whole(part, h, w):
             out = run(x) if self._pool is None else self._pool.submit(run, x).result()
             if keep is None:
                 return out
@@ -156,7 +163,7 @@ class Codec(object):
         if keep is None:
             out = np.empty((x.shape[0], out_channels, h * scale_out, w * scale_out), np.float32)
             keep = stitch(out)
-        run_tiled(run, x, scale_in, scale_out, tile, keep, self._pool, self.backend.frames)
+        run_tiled(run, x, scale_in, scale_out, self.tile_latents(part), keep, self._pool, self.backend.frames)
         return out
 
     def close(self):
@@ -244,6 +251,5 @@ def open_codec(model=None, backend="auto", parts=PARTS, threads=None, device=Non
     resolved = resolve(model)
     if max_memory is not None:
         check_max_memory(resolved, parts, max_memory)
-    max_memory = max_memory or default_max_memory()
-    frames = frames_that_fit(frames, max_memory)
+    frames = frames_that_fit(frames, max_memory or default_max_memory())
     return Codec(open_backend(resolved, backend, parts, threads, device, frames), resolved.entropy_tables(), max_memory)

@@ -475,6 +475,14 @@ def use_device(index, detection=None):
     detection.api.free(0)  # cudaFree(NULL) creates the device's primary context and makes it current
 
 
+def free_memory(index, detection=None):
+    """Free bytes on CUDA device `index` (cudaMemGetInfo there)."""
+    detection = detection or detect()
+    device(index, BackendError, detection)
+    detection.api.set_device(index)
+    return detection.api.mem_get_info()[0]
+
+
 def cc_text(compute_capability):
     return "{}.{}".format(*compute_capability)
 

@@ -29,8 +29,8 @@ def run_tiled(transform, x, scale_in, scale_out, tile, keep, pool=None, side_by_
     it (a float image, or only its cropped uint8 pixels).
 
     x is NCHW; `scale_in` / `scale_out` are the pixels per latent unit of input and output (analysis:
-    d and 1, synthesis: 1 and d); `tile` is the largest core side in latent units. `rows` and `cols` are
-    the (start, stop) output pixels the core covers, `core` the NCHW output there.
+    d and 1, synthesis: 1 and d); `tile` is the largest core (rows, cols) in latent units. `rows` and
+    `cols` are the (start, stop) output pixels the core covers, `core` the NCHW output there.
     """
     _, _, height, width = x.shape
     h, w = height // scale_in, width // scale_in
@@ -44,9 +44,9 @@ def run_tiled(transform, x, scale_in, scale_out, tile, keep, pool=None, side_by_
             :, :, (r0 - a0) * scale_out: (r1 - a0) * scale_out, (c0 - b0) * scale_out: (c1 - b0) * scale_out])
 
     try:
-        for r0, r1 in spans(h, tile):
+        for r0, r1 in spans(h, tile[0]):
             a0, a1 = max(0, r0 - HALO), min(h, r1 + HALO)
-            for c0, c1 in spans(w, tile):
+            for c0, c1 in spans(w, tile[1]):
                 b0, b1 = max(0, c0 - HALO), min(w, c1 + HALO)
                 if pool is None:
                     done(r0, r1, c0, c1, a0, b0, run(a0, a1, b0, b1))

@@ -97,6 +97,17 @@ class Backend(object):
         """dequantized latent [B, N, h, w] -> image [B, 3, h*d, w*d] in [0, 1]."""
         return self._checked("decoder", y_hat, self.model.N)
 
+    def largest_input(self, part):
+        """(batch, height, width) in latent units of the largest `part` input this backend takes at once
+        without more memory than it holds, or None where the host's working-memory budget decides (CPU
+        runtimes): a TensorRT engine's context reserved activations for its profile's largest input."""
+        return None
+
+    def memory_budget(self):
+        """Bytes of working memory for a transform where the caller gave none, or None for the host's
+        default (codec.default_max_memory): runtimes on a GPU use the device's own memory."""
+        return None
+
     def fixed_shape(self, part):
         """(batch, height, width) of the part's input where the model fixes it, else None."""
         shape = self.model.fixed_shape

@@ -66,6 +66,15 @@ class OnnxRuntimeBackend(Backend):
         session, input_name = self._parts[part]
         return session.run(None, {input_name: array})[0]
 
+    def memory_budget(self):
+        """On CUDA a quarter of the GPU's free memory (its transforms' working memory is there), on a CPU the
+        host's default."""
+        if self.device != "cuda":
+            return None
+        from .. import cuda
+
+        return cuda.free_memory(0) // 4
+
     @property
     def device(self):
         session = next(iter(self._parts.values()))[0]

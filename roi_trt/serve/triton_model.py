@@ -208,10 +208,13 @@ class SynthesisModel(object):
     def execute(self, requests):
         latents = [self.pb.get_input_tensor_by_name(r, LATENT).as_numpy() for r in requests]
         responses = [None] * len(requests)
-        tile = self.codec.tile_latents("decoder")
+        rows, cols = self.codec.tile_latents("decoder")
+        largest = self.codec.backend.largest_input("decoder")  # an engine's profile bounds the batch too
         for indexes in _same_shape_groups(latents, lambda x: x.shape[1:], len(latents)):
             height, width = latents[indexes[0]].shape[2:]
-            per_run = max(1, tile * tile // (height * width))  # the working memory of one untiled image
+            per_run = max(1, rows * cols // (height * width))  # the working memory of one untiled image
+            if largest is not None:
+                per_run = min(per_run, largest[0])
             for start in range(0, len(indexes), per_run):
                 self._run(requests, latents, indexes[start:start + per_run], responses, tiled=per_run == 1)
         return responses

@@ -39,7 +39,7 @@ def test_tiled_equals_untiled(export_dir, whole, photo, tile, size):
     frame = whole.prepare(rgb)
     reference_latent = whole.analyze(frame)[0]
     tiled = open_codec(export_dir, parts=("encoder",), max_memory=budget_for(whole, "encoder", tile))
-    assert tiled.tile_latents("encoder") == tile
+    assert tiled.tile_latents("encoder") == (tile, tile)
     latent = tiled.analyze(frame)[0]
     same = np.mean(quantize(latent, tiled.tables) == quantize(reference_latent, whole.tables))
     assert same >= 0.9999 and np.abs(latent - reference_latent).max() < 1e-3
@@ -47,7 +47,7 @@ def test_tiled_equals_untiled(export_dir, whole, photo, tile, size):
     y_hat = np.rint(reference_latent)[None].astype(np.float32)
     reference_image = whole.synthesize(y_hat)[0]
     tiled = open_codec(export_dir, parts=("decoder",), max_memory=budget_for(whole, "decoder", tile))
-    assert tiled.tile_latents("decoder") == tile
+    assert tiled.tile_latents("decoder") == (tile, tile)
     assert np.abs(tiled.synthesize(y_hat)[0] - reference_image).max() <= 1.0 / 255
 
 
@@ -76,7 +76,7 @@ def test_a_transposed_decoder_gets_tiles_for_its_column_buffers(export_dir, tmp_
     budget = 64 << 20
     phases, transposed = (open_codec(path, parts=("decoder",), max_memory=budget) for path in (export_dir, copy))
     expected = int((budget / (16 * 16 * 128 * TRANSPOSED_DECODER_WORK_BYTES)) ** 0.5) - 2 * HALO
-    assert transposed.tile_latents("decoder") == expected < phases.tile_latents("decoder")
+    assert transposed.tile_latents("decoder") == (expected, expected) < phases.tile_latents("decoder")
     y = np.rint(np.random.default_rng(1).standard_normal((1, 128, 2 * expected + 3, expected + 1)))
     y = y.astype(np.float32)
     whole = open_codec(copy, parts=("decoder",), max_memory=1 << 40).synthesize(y)[0]
@@ -135,7 +135,7 @@ def test_frames_side_by_side_keep_the_tiles_of_one_frame_and_fit_in_memory(expor
     with open_codec(export_dir, parts=("decoder",), max_memory=budget) as alone, \
             open_codec(export_dir, parts=("decoder",), max_memory=budget, frames=2 * usable_cores()) as batch:
         assert alone.backend.frames == 1 and batch.backend.frames == usable_cores()
-        assert alone.tile_latents("decoder") == batch.tile_latents("decoder") == 9
+        assert alone.tile_latents("decoder") == batch.tile_latents("decoder") == (9, 9)
         y = np.rint(np.random.default_rng(2).standard_normal((1, 128, 31, 23))).astype(np.float32)
         assert np.array_equal(alone.synthesize(y)[0], batch.synthesize(y)[0])  # tiles side by side on the pool
     with open_codec(export_dir, parts=("decoder",), max_memory=available_memory() // 4 // 2 + 1,
@@ -181,3 +181,34 @@ def test_decoding_makes_no_float_image_of_the_whole_frame(export_dir, whole, pho
     float_image = 3 * photo.shape[0] * photo.shape[1] * 4
     assert np.array_equal(decoded, expected)
     assert peak < 0.75 * float_image, (peak, float_image)
+
+
+def test_a_backend_that_holds_memory_for_a_largest_input_tiles_by_it(export_dir, whole):
+    """A TensorRT engine's context reserved activations for its profile's largest input (backend.largest_input):
+    a latent within it runs whole, whatever the host budget; a larger one in rectangular tiles of that size
+    less the halo, stitched to the untiled result. (The engine's own figure needs a GPU: tests/test_tensorrt_gpu.py;
+    here an ONNX Runtime backend says what an engine of a 6 x 12 latent profile would.)"""
+    from roi_trt.backends.onnxruntime import OnnxRuntimeBackend
+    from roi_trt.codec import Codec
+    from roi_trt.store import resolve
+
+    class Profiled(OnnxRuntimeBackend):
+        shapes = []
+
+        def largest_input(self, part):
+            return 1, 6, 12
+
+        def _run(self, part, array):
+            self.shapes.append(array.shape[2:])
+            return super(Profiled, self)._run(part, array)
+
+    model = resolve(export_dir)
+    codec = Codec(Profiled(model, parts=("decoder",)), model.entropy_tables(), max_memory=4 << 20)
+    assert codec.tile_latents("decoder") == (2, 8)  # the profile less the halo, not the 4 MiB host budget
+    rng = np.random.default_rng(5)
+    fits = np.rint(rng.standard_normal((1, 128, 6, 12))).astype(np.float32)
+    assert np.array_equal(codec.synthesize(fits)[0], whole.synthesize(fits)[0]) and Profiled.shapes == [(6, 12)]
+    del Profiled.shapes[:]
+    large = np.rint(rng.standard_normal((1, 128, 7, 20))).astype(np.float32)
+    assert np.abs(codec.synthesize(large)[0] - whole.synthesize(large)[0]).max() <= 1.0 / 255
+    assert all(h <= 6 and w <= 12 for h, w in Profiled.shapes) and len(Profiled.shapes) == 4 * 3

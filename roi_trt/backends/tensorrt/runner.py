@@ -135,6 +135,21 @@ class TensorRTBackend(Backend):
         """The checked sidecar of the part's engine (what it was built from, with and for)."""
         return self._parts[part].loaded.sidecar
 
+    def largest_input(self, part):
+        """The profile's largest input in latent units (the execution context reserved activations for it),
+        cut where its device buffers, input and output, would take more than a quarter of the free memory."""
+        batch, _, height, width = self.profile(part)[2]
+        d = self.model.downsampling
+        if part == "encoder":
+            height, width = height // d, width // d
+        with self._cuda.active():
+            free, _ = self._cuda.memory()
+        area = free // 4 // (4 * (3 * d * d + self.model.N))  # float32 image and latent per latent unit
+        if height * width > area:
+            side = max(1, int(area ** 0.5))
+            height, width = min(height, side), min(width, side)
+        return batch, height, width
+
     def profile(self, part):
         """(min, opt, max) NCHW input shapes the part's engine accepts: larger images need tiles within max."""
         return self._parts[part].profile
