@@ -463,6 +463,20 @@ def serve_hostile(results):
         source("serve_load.csv", rows, ()))
 
 
+def serve_faults(results):
+    """The fault drill: servers and cameras killed while cameras stream, then every frame counted in the sink."""
+    rows = [r for r in results.rows("serve_load.csv") if r.get("fault")]
+    body = [(r["fault"], r["cameras"], r["frames"], r["sink_files"],
+             "yes" if r["all_frames_decoded_once"] == "1" else "no", r["max_abs_diff"], r["sent_live"], r["spool_sent"],
+             r["recovered"], r["dropped"], "{:.1f} s".format(value(r, "server_down_s")),
+             "{:.1f} s".format(value(r, "backlog_s"))) for r in rows]
+    return table(["faults", "cameras", "frames written", "in the sink", "each decoded once", "max abs diff to local",
+                  "sent live*", "sent from spools*", "recovered*", "dropped", "server down",
+                  "spools empty after the server is back"], body) + (
+        "\n\n(* counted by the camera runs that ended; a killed run prints nothing. {}.)".format(
+            source("serve_load.csv", rows, ())))
+
+
 def provenance_columns(results):
     return ", ".join("`{}`".format(c) for c in PROVENANCE)
 
@@ -488,7 +502,7 @@ SECTIONS = OrderedDict([
     ("roi-loss", roi_loss), ("precision", precision_table), ("precision-headline", precision_headline),
     ("audit", audit), ("serve-load", serve_load), ("serve-cost", serve_cost), ("serve-hostile", serve_hostile),
     ("provenance-columns", provenance_columns),
-    ("tensorrt-targets", tensorrt_targets),
+    ("tensorrt-targets", tensorrt_targets), ("serve-faults", serve_faults),
 ])
 
 

@@ -185,8 +185,13 @@ def sidecar_path(engine_path):
     return engine_path + ".json"
 
 
+def engine_paths(engine_dir):
+    """The engine files of an engine directory, by name."""
+    return sorted(os.path.join(engine_dir, n) for n in os.listdir(engine_dir) if n.endswith(ENGINE_SUFFIX))
+
+
 def is_engine_dir(path):
-    return any(name.endswith(ENGINE_SUFFIX) for name in os.listdir(path))
+    return bool(engine_paths(path))
 
 
 def find_engine(engine_dir, part):

@@ -73,16 +73,17 @@ class Report(object):
         from .bench.results import write_rows
         from .fileio import write_bytes_atomic
 
-        write_rows(os.path.join(self.directory, CSV), FIELDS, self.rows, self.env, complete=True)
+        write_rows(os.path.join(self.directory, CSV), FIELDS, self.rows, self.env, replace=True)
         write_bytes_atomic(os.path.join(self.directory, SUMMARY), "\n".join(self.lines + [""]).encode("utf-8"))
 
 
 def environment(detection, trt_version, device_index):
-    """The latency CSV's environment columns plus the GPU driver and CUDA runtime versions."""
+    """What every row records besides the provenance (roi_trt.bench.provenance): the latency CSV's settings,
+    the GPU tested, its driver and CUDA runtime versions and the TensorRT that ran."""
     from .bench.latency import environment as latency_environment
 
-    env = latency_environment(threads=None, size=512)
-    gpu = detection.devices[device_index] if detection.devices else None
+    env = dict(latency_environment(threads=None, size=512), complete=1)
+    gpu = detection.devices[device_index] if 0 <= device_index < len(detection.devices) else None
     env.update(gpu=gpu.name if gpu else "", tensorrt=trt_version or "")
     api = detection.api
     env["gpu_driver"] = cuda.version_text(api.driver_version()) if api else ""

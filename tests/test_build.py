@@ -590,3 +590,23 @@ def test_a_tensorrt_home_without_tensorrt_says_where_it_looked(tmp_path):
         use_home(str(tmp_path))
     with pytest.raises(RoiTrtError, match="no such directory"):
         use_home(str(tmp_path / "missing"))
+
+
+def test_info_describes_each_engine_of_an_engine_directory(tmp_path, export_dir):
+    from click.testing import CliRunner
+
+    from roi_trt.cli import main
+
+    engines = tmp_path / "engines"
+    path, _ = write_fake_engine(engines, export_dir)
+    artifacts.copy_model_files(export_dir, str(engines))
+    result = CliRunner().invoke(main, ["info", str(engines)])
+    assert result.exit_code == 0, result.output
+    assert "model:           engines (engine)" in result.output
+    assert "engine:          decoder.plugin.engine (23 bytes, SHA-256" in result.output
+    assert "TensorRT 10.7.0.23 on NVIDIA H100 80GB HBM3 (compute capability 9.0), target h100" in result.output
+    assert "1x128x1x1 / 1x128x32x32 / 1x128x48x48" in result.output
+    assert "a context reserves 300 MiB for activations; workspace 4096 MiB" in result.output
+    with open(path, "ab") as f:
+        f.write(b"!")
+    assert "the file differs, it will be refused" in CliRunner().invoke(main, ["info", str(engines)]).output

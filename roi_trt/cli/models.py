@@ -25,6 +25,8 @@ def info(model, trust_pickle):
         _checkpoint_info(resolved)
     if resolved.kind != "checkpoint" or resolved.has_export():
         _export_info(resolved)
+    if resolved.kind == "engine":
+        _engine_info(resolved)
 
 
 def _importable(name):
@@ -86,6 +88,33 @@ def _export_info(resolved):
                    max(r["image_max_abs_diff"] for r in rows), max(r["torch_fp32_image_max_abs_diff"] for r in rows),
                    min(r["symbol_agreement"] for r in rows)))
     click.echo("made with:       " + ", ".join("{} {}".format(k, v) for k, v in sorted(manifest["tools"].items())))
+
+
+def _engine_info(resolved):
+    """Each engine of an engine directory as its sidecar describes it, its hash checked."""
+    from ..artifacts import engine_paths, file_sha256, read_sidecar, short
+    from ..errors import EngineError
+
+    for path in engine_paths(resolved.export_dir()):
+        try:
+            s = read_sidecar(path)
+        except EngineError as exc:
+            click.echo("engine:          {}: {}".format(os.path.basename(path), exc))
+            continue
+        gpu, profile = s.get("gpu") or {}, s.get("profile") or {}
+        click.echo("engine:          {} ({} bytes, SHA-256 {}{})".format(
+            os.path.basename(path), os.path.getsize(path), short(s.get("engine_sha256")),
+            "" if file_sha256(path) == s.get("engine_sha256") else ": the file differs, it will be refused"))
+        click.echo("  built:         TensorRT {} on {} (compute capability {}), target {}, {}".format(
+            s.get("tensorrt_version"), gpu.get("name"), gpu.get("compute_capability"), s.get("target"), s.get("built")))
+        click.echo("  layers:        GDN1 {}, decoder {}, flags {}".format(
+            s.get("gdn"), s.get("deconv"), ", ".join(s.get("builder_flags") or ()) or "none"))
+        click.echo("  profile:       {} / {} / {} (min / opt / max input)".format(
+            *("x".join(str(v) for v in profile.get(k, ())) for k in ("min", "opt", "max"))))
+        activations = s.get("activation_bytes")
+        click.echo("  memory:        a context reserves {} for activations; workspace {:.0f} MiB".format(
+            "{:.0f} MiB".format(activations / 2.0 ** 20) if activations is not None else "an unrecorded amount",
+            s.get("workspace_bytes", 0) / 2.0 ** 20))
 
 
 @click.command()

@@ -112,7 +112,7 @@ def test_encode_dir_keeps_order_and_reports_failures(export_dir, photo, tmp_path
     rows = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
     assert result.exit_code == 1
     assert [r["file"] for r in rows[:-1]] == names
-    assert "cannot read image" in rows[2]["error"] and rows[-1]["summary"]["failed"] == 1
+    assert "not an image" in rows[2]["error"] and rows[-1]["summary"]["failed"] == 1
     assert [r["height"] for r in rows[:-1] if "height" in r] == [32, 48, 80, 96, 112]
 
 
