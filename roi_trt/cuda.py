@@ -20,6 +20,7 @@ import threading
 import numpy as np
 
 from .errors import BackendError
+from .fileio import distinct_files
 
 Device = collections.namedtuple("Device", "index name compute_capability total_memory")
 # devices: list of Device; reason: why there are none (else None); api: the cudart that answered
@@ -239,13 +240,7 @@ def cudart_paths():
     found = [p for p in candidates[1:] if os.path.isfile(p)]
     if candidates[0] and candidates[0] not in [os.path.basename(p) for p in found]:
         found.insert(0, candidates[0])  # a soname the linker knows, in a directory not searched above
-    seen, paths = set(), []
-    for path in found:
-        real = os.path.realpath(path)
-        if real not in seen:
-            seen.add(real)
-            paths.append(path)
-    return paths
+    return distinct_files(found)
 
 
 _apis = None

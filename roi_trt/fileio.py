@@ -138,3 +138,14 @@ def write_bytes_atomic(path, data, replace=True):
     with atomic_output(path, replace) as tmp:
         with open(tmp, "wb") as f:
             f.write(data)
+
+
+def distinct_files(paths):
+    """`paths` without repeats of one file (by real path), in their order, each as first given."""
+    seen, out = set(), []
+    for path in paths:
+        key = os.path.realpath(path)
+        if key not in seen:
+            seen.add(key)
+            out.append(path)
+    return out

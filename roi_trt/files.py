@@ -21,7 +21,7 @@ import time
 from collections import Counter, namedtuple
 
 from .errors import RoiTrtError, UsageError
-from .fileio import atomic_output, check_output
+from .fileio import atomic_output, check_output, distinct_files
 
 STDIO = "-"
 # skip: why this input will not be processed, or None; data: standard input's bytes, read when planning
@@ -34,7 +34,7 @@ def expand(patterns, suffixes):
         if len(patterns) > 1:
             raise UsageError("'-' (standard input) must be the only input")
         return [STDIO]
-    found, seen = [], set()
+    found = []
     for pattern in patterns:
         if os.path.isdir(pattern):
             names = sorted(os.path.join(pattern, n) for n in os.listdir(pattern)
@@ -43,12 +43,8 @@ def expand(patterns, suffixes):
             names = sorted(p for p in glob.glob(pattern) if os.path.isfile(p)) or [pattern]
         else:
             names = [pattern]  # a missing file (or a glob matching none) is reported as that input's failure
-        for name in names:
-            key = os.path.realpath(name)
-            if key not in seen:
-                seen.add(key)
-                found.append(name)
-    return found
+        found += names
+    return distinct_files(found)
 
 
 def _names_file(output):

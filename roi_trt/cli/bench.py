@@ -81,11 +81,21 @@ def _report(read_csv, load_paper, table, draw, results, compare, plot, force):
         click.echo("\nwrote {}".format(plot))
 
 
+def report_options(paper, figure):
+    """RESULTS, --compare (`paper`: the CSV of the paper's values), --plot (`figure`) and --force of a report."""
+    def decorate(command):
+        for option in reversed([
+                click.argument("results", type=click.Path(exists=True, dir_okay=False)),
+                click.option("--compare", help="'paper' ({}) or a CSV in the same schema.".format(paper)),
+                click.option("--plot", type=click.Path(dir_okay=False), help="Write {} here.".format(figure)),
+                force_option]):
+            command = option(command)
+        return command
+    return decorate
+
+
 @bench.command("report")
-@click.argument("results", type=click.Path(exists=True, dir_okay=False))
-@click.option("--compare", help="'paper' (benchmarks/paper_latency.csv) or a CSV in the same schema.")
-@click.option("--plot", type=click.Path(dir_okay=False), help="Write a Fig. 5-style PNG here.")
-@force_option
+@report_options("benchmarks/paper_latency.csv", "a Fig. 5-style PNG")
 def bench_report(results, compare, plot, force):
     """Print RESULTS in the layout of the paper's Tab. II/III (optionally against the paper's values)."""
     from ..bench import latency, report
@@ -184,10 +194,7 @@ def bench_precision(images, annotations, models, backend, codecs, qualities, bas
 
 
 @bench.command("precision-report")
-@click.argument("results", type=click.Path(exists=True, dir_okay=False))
-@click.option("--compare", help="'paper' (benchmarks/paper_precision.csv: Tab. I, Fig. 4) or a CSV in the same schema.")
-@click.option("--plot", type=click.Path(dir_okay=False), help="Write Fig. 4-style plots (PNG) here.")
-@force_option
+@report_options("benchmarks/paper_precision.csv: Tab. I, Fig. 4", "Fig. 4-style plots (PNG)")
 def bench_precision_report(results, compare, plot, force):
     """Print a precision CSV as a Tab. I-style table (optionally beside the paper's values) and plot it."""
     from ..bench import precision, precision_report as report
