@@ -28,6 +28,7 @@ import numpy as np
 
 from .errors import EngineError, ModelError
 from .fileio import atomic_output, default_mode
+from .optional import version_tuple
 from .spec import CDF_PRECISION
 
 
@@ -106,17 +107,13 @@ def copy_model_files(export_dir, target_dir):
         copy_file_atomic(os.path.join(export_dir, name), os.path.join(target_dir, name))
 
 
-def _version_tuple(text):
-    return tuple(int(v) for v in text.split("+")[0].split(".")[:3] if v.isdigit())
-
-
 def variant_for(manifest, runtime, version):
     """The ONNX variant the manifest assigns to `runtime` at `version` (a version string)."""
     rules = manifest["runtimes"].get(runtime)
     if not rules:
         raise ModelError("the export names no ONNX variant for {}".format(runtime))
     for min_version, variant in rules:
-        if _version_tuple(version) >= _version_tuple(min_version):
+        if version_tuple(version) >= version_tuple(min_version):
             return variant
     raise ModelError("the export needs {} >= {}".format(runtime, rules[-1][0]))
 

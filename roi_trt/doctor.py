@@ -7,9 +7,9 @@ import importlib
 import platform
 
 from . import __version__, cuda
-from .backends.tensorrt import api
 from .build import targets
 from .errors import RoiTrtError
+from .optional import version_tuple
 
 
 
@@ -54,7 +54,7 @@ def report():
     except RoiTrtError as exc:
         library = None
         lines.append(_line("GDN1 plugin", str(exc)))
-    version = api.version_tuple(found["tensorrt"]) if found["tensorrt"] else None
+    version = version_tuple(found["tensorrt"]) if found["tensorrt"] else None
     for target in targets.TARGETS.values():
         missing = []
         if not any(d.compute_capability in target.compute_capabilities for d in detection.devices):

@@ -25,7 +25,7 @@ from .onnx_emit import transform_models
 from .onnx_rewrite import standard_ops_model, with_deconv
 from .samples import sample_photos
 from .spec import (DECONV_FORMS, EXPORT_DECONV, GDN1_DOMAIN, GDN1_INVERSE, GDN1_OP, GDN1_PLUGIN_NAMESPACE,
-                   GDN1_PLUGIN_VERSION, PARTS)
+                   GDN1_PLUGIN_VERSION, MIN_SYMBOL_AGREEMENT, PARTS)
 
 # Highest opset TensorRT 8.2 (JetPack 4.6, the Jetson Nano's last release) parses.
 DEFAULT_OPSET = 13
@@ -33,7 +33,6 @@ MIN_OPSET = 13  # Unsqueeze takes its axes as an input from opset 13 on; the fun
 # ONNX Runtime's max |error| against float64 may reach FACTOR x PyTorch float32's own, and always ABS_FLOOR.
 ERROR_FACTOR = 4.0
 ABS_FLOOR = 1e-4
-MIN_SYMBOL_AGREEMENT = 0.9999
 VERIFY_SIZE = 256  # side of the random verification input
 
 

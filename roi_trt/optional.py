@@ -76,3 +76,16 @@ def require(module, purpose):
         if isinstance(exc, ModuleNotFoundError) and name and (module + ".").startswith(name + "."):
             raise missing(module, purpose) from None
         raise broken(module, purpose, exc) from None
+
+
+def version_tuple(text):
+    """A package's version as numbers to compare: '8.2.1.8' -> (8, 2, 1, 8); what follows the numbers, such as
+    '.post1', 'rc1' or '+cuda12', is ignored. ValueError when it starts with no number."""
+    numbers = []
+    for part in str(text).split("+")[0].split("."):
+        if not part.isdigit():
+            break
+        numbers.append(int(part))
+    if not numbers:
+        raise ValueError("not a version: {!r}".format(text))
+    return tuple(numbers)

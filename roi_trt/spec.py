@@ -49,6 +49,10 @@ DECONV_FORMS = ("polyphase", "convtranspose")
 EXPORT_DECONV = "polyphase"
 TENSORRT_DECONV = "convtranspose"
 
+# An export, or an engine, agrees with its reference when at least this share of the quantized latent's
+# symbols is equal (float rounding may move a value across a rounding boundary, rarely).
+MIN_SYMBOL_AGREEMENT = 0.9999
+
 # The paper's loss, L = rate * R + background * MSE + hbox * L1(head boxes) + vbox * L0(person boxes), and
 # its training: images resized to size x size in batches, Adam (lr) on the transforms and a second Adam
 # (aux_lr) on the bottleneck's quantiles for its auxiliary loss.

@@ -202,3 +202,23 @@ def test_every_benchmark_script_writes_through_the_results_writer():
             n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
         assert "write_rows" in names and "parse_arguments" in names, script
         assert not names & {"DictWriter", "writer", "atomic_output"}, script  # no CSV written by hand
+
+
+def test_a_benchmark_refuses_an_output_it_could_not_write_before_measuring(tmp_path, capsys):
+    import argparse
+
+    from roi_trt.bench.results import output_arguments, parse_arguments
+
+    def parse(*argv):
+        parser = argparse.ArgumentParser()
+        output_arguments(parser, "results.csv")
+        with pytest.raises(SystemExit) as exit:
+            parse_arguments(parser, list(argv))
+        assert exit.value.code == 2
+        return capsys.readouterr().err.strip().splitlines()[-1]
+
+    existing = tmp_path / "r.csv"
+    existing.write_text("earlier results")
+    assert parse("-o", str(existing)).endswith("{} exists (--force replaces it)".format(existing))
+    assert "/sys/kernel/r.csv: cannot be written" in parse("-o", "/sys/kernel/r.csv")  # read-only, even for root
+    assert existing.read_text() == "earlier results"

@@ -20,6 +20,7 @@ from roi_trt.backends.tensorrt.runner import engine_label
 from roi_trt.build import engine, targets
 from roi_trt.build.targets import Profile
 from roi_trt.errors import BackendError, BuildError, EngineError, RoiTrtError
+from roi_trt.optional import version_tuple
 from roi_trt.onnx_rewrite import is_gdn1
 from roi_trt.spec import GDN1_OP
 
@@ -64,14 +65,15 @@ def test_plugin_dispatch_orders_name_what_the_parser_tries_first():
 
 @pytest.mark.parametrize("text, expected", [
     ("8.2.1.8", (8, 2, 1, 8)), ("10.15.1", (10, 15, 1)), ("11.1.0+cuda13", (11, 1, 0)), ("8.6.0.post1", (8, 6, 0)),
+    ("1.17.0rc1", (1, 17)), ("0", (0,)),  # ONNX Runtime pre-releases; the manifest's "any version"
 ])
 def test_version_tuple(text, expected):
-    assert trt_api.version_tuple(text) == expected
+    assert version_tuple(text) == expected
 
 
 def test_version_tuple_rejects_what_is_no_version():
     with pytest.raises(ValueError):
-        trt_api.version_tuple("rtx")
+        version_tuple("rtx")
 
 
 @pytest.mark.parametrize("built, runtime, compatible, runs", [

@@ -21,6 +21,9 @@ FACTS = [
     ("the engine sidecar format", r"""["']roi-trt-engine["']""", "roi_trt/artifacts.py"),
     ("the repository marker", r"\.roi-trt-repository", "roi_trt/artifacts.py"),
     ("the engine file name", r"""["']\.engine["']|\.engine\.json""", "roi_trt/artifacts.py"),
+    ("the symbols an export or an engine must agree on", r"0\.9999", "roi_trt/spec.py"),
+    ("a 1080p frame padded for the transforms", r"1088,\s*1920", "roi_trt/build/targets.py"),
+    ("how a version string is read", r"""split\(["']\+["']\)""", "roi_trt/optional.py"),
 ]
 
 

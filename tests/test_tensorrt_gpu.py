@@ -12,7 +12,6 @@ import pytest
 
 from roi_trt import artifacts, cuda
 from roi_trt.backends.onnxruntime import OnnxRuntimeBackend
-from roi_trt.backends.tensorrt import api as trt_api
 from roi_trt.backends.tensorrt import import_tensorrt
 from roi_trt.backends.tensorrt import loader, plugin
 from roi_trt.backends.tensorrt.runner import TensorRTBackend
@@ -21,6 +20,7 @@ from roi_trt.build.targets import Profile
 from roi_trt.codec import Codec
 from roi_trt.errors import BackendError, BuildError, EngineError, PluginError, RoiTrtError
 from roi_trt.imageio import pad_to_multiple, to_nchw
+from roi_trt.optional import version_tuple
 from roi_trt.store import resolve
 
 pytestmark = pytest.mark.gpu
@@ -61,7 +61,7 @@ def engines(export_dir, tmp_path_factory):
     """mode -> {part: engine path}, built here (a mode whose plugin library is missing: its PluginError)."""
     try:
         target, _ = targets.resolve("auto", DETECTION.devices[0].compute_capability)
-        targets.check_tensorrt(target, trt_api.version_tuple(trt.__version__))
+        targets.check_tensorrt(target, version_tuple(trt.__version__))
     except BuildError as exc:
         pytest.skip("no build target for this GPU and TensorRT: {}".format(exc))
     model = resolve(export_dir)

@@ -3,15 +3,15 @@
 import os
 
 from ..errors import BackendError
-from ..optional import require
+from ..optional import require, version_tuple
 from ..spec import PARTS
 from .base import Backend
 
 
 def _cuda_fp32(ort):
     """CUDA EP with TF32 off (FP32 as in the paper's protocol); the option exists from ONNX Runtime 1.17."""
-    version = tuple(int(v) for v in ort.__version__.split(".")[:2])
-    return ("CUDAExecutionProvider", {"use_tf32": "0"}) if version >= (1, 17) else "CUDAExecutionProvider"
+    use_tf32 = version_tuple(ort.__version__) >= (1, 17)
+    return ("CUDAExecutionProvider", {"use_tf32": "0"}) if use_tf32 else "CUDAExecutionProvider"
 
 
 def usable_cores():
@@ -73,7 +73,10 @@ class OnnxRuntimeBackend(Backend):
             return None
         from .. import cuda
 
-        return cuda.free_memory(0) // 4
+        try:
+            return cuda.free_memory(0) // 4
+        except BackendError:  # no CUDA runtime roi-trt can call (ONNX Runtime brings its own): the host's
+            return None
 
     @property
     def device(self):

@@ -3,11 +3,10 @@ unless asked, with the run's provenance on every row; read back with one-line er
 is not one."""
 
 import csv
-import os
 from collections import OrderedDict
 
 from ..errors import RoiTrtError
-from ..fileio import atomic_output
+from ..fileio import atomic_output, check_output
 from .provenance import provenance
 
 
@@ -34,10 +33,13 @@ def output_arguments(parser, default):
 
 
 def parse_arguments(parser, argv=None):
-    """Parse, then refuse an existing output without --force before anything is measured."""
+    """Parse, then refuse an output that could not be written (it exists without --force, its directory is
+    read-only, ...) before anything is measured."""
     args = parser.parse_args(argv)
-    if os.path.lexists(args.output) and not args.force:
-        parser.error("{} exists (--force replaces it)".format(args.output))
+    try:
+        check_output(args.output, replace=args.force)
+    except RoiTrtError as exc:
+        parser.error(str(exc))
     return args
 
 

@@ -14,9 +14,10 @@ from .. import __version__, cuda
 from ..artifacts import GDN_MODES, engine_file_name, file_sha256, sidecar_path, write_engine
 from ..backends.tensorrt import api, import_tensorrt
 from ..backends.tensorrt import plugin as plugin_loader
+from ..backends.tensorrt.loader import deserialize
 from ..errors import BuildError, OutputExistsError
 from ..fileio import write_bytes_atomic
-from ..optional import require
+from ..optional import require, version_tuple
 from ..spec import DECONV_FORMS, PARTS, TENSORRT_DECONV
 from . import targets
 
@@ -169,7 +170,7 @@ def build_engine(onnx_path, part, N, M, fingerprint, target="auto", shapes=None,
         log(why)
     cuda.use_device(gpu.index)  # before the builder exists: it builds on the thread's current device
     trt = import_tensorrt("building TensorRT engines")
-    version = api.version_tuple(trt.__version__)
+    version = version_tuple(trt.__version__)
     targets.check_tensorrt(target, version)
     data, plugin_layers, static = onnx_for_tensorrt(onnx_path, gdn_mode, version, deconv)
     profile = _profile(shapes, static, target, part, N, M)
@@ -178,7 +179,7 @@ def build_engine(onnx_path, part, N, M, fingerprint, target="auto", shapes=None,
         timing_cache = default_timing_cache(trt.__version__, gpu)
     compiled = compile_network(trt, version, data, "{} ({})".format(os.path.basename(onnx_path), part), profile,
                                target.workspace_bytes, plugin_layers, timing_cache, version_compatible, log)
-    activations = activation_bytes(trt, version, compiled.serialized)
+    activations = activation_bytes(trt, version, compiled.serialized, version_compatible)
     sidecar = make_sidecar(part, N, M, fingerprint, gdn_mode, deconv, plugin and plugin.sha256, trt.__version__, gpu,
                            target.name, compiled, target.workspace_bytes, onnx_path, activations)
     write_engine(path, compiled.serialized, sidecar, replace)
@@ -187,10 +188,10 @@ def build_engine(onnx_path, part, N, M, fingerprint, target="auto", shapes=None,
     return path
 
 
-def activation_bytes(trt, version, serialized):
+def activation_bytes(trt, version, serialized, version_compatible=False):
     """Device memory an execution context of this engine reserves (for its profile's largest input), as
     TensorRT itself reports it; the engine is deserialized here, on the GPU that built it, to ask."""
-    engine = trt.Runtime(api.logger(trt)).deserialize_cuda_engine(serialized)
+    trt_runtime, engine = deserialize(trt, serialized, version_compatible)  # kept alive while the engine is asked
     if engine is None:
         raise BuildError("TensorRT could not deserialize the engine it just built (its log above says why)")
     return api.device_memory_bytes(engine, version)

@@ -5,8 +5,9 @@ Profiles are given for the image; the decoder's follow from them (latent = image
 channels). The smallest input is one latent unit, so every edge tile fits. The largest decides what an
 execution context reserves for activations (TensorRT plans them for the profile's largest input; the
 sidecar records TensorRT's own figure), so each target's is sized for the frames it serves: a Jetson one
-camera frame (larger ones run in tiles), a server a batch of four 1080p frames (a 4K frame as tiles) -
-half of what a 4 x 2048 x 2048 profile reserved. TensorRT tunes its kernels for `opt`: the paper's
+camera frame (larger ones run in tiles), a server a batch of four 1080p frames (a 4K frame as tiles): half
+the pixels of the 4 x 2048 x 2048 profile servers had before (TensorRT's own figure for each engine is in
+its sidecar; none has been measured yet). TensorRT tunes its kernels for `opt`: the paper's
 512 x 512 frames, so engines time Tab. II/III's protocol at their best.
 """
 
@@ -23,13 +24,14 @@ Target = collections.namedtuple("Target", "name compute_capabilities jetson tens
 Profile = collections.namedtuple("Profile", "min opt max")  # NCHW shapes of the engine's input
 
 MiB = 1 << 20
+FRAME_1080P = (1088, 1920)  # 1080p padded to multiples of 16 (and of 8, 32)
 _PAPER_FRAME = (1, 512, 512)
-_SERVER_MAX = (4, 1088, 1920)
+_SERVER_MAX = (4,) + FRAME_1080P
 TARGETS = collections.OrderedDict((t.name, t) for t in (
     # Jetson Nano: Maxwell, 4 GB shared by CPU and GPU, JetPack 4.6.x (TensorRT 8.0.1 / 8.2.1)
     Target("nano", ((5, 3),), True, ((8, 0), 8), 256 * MiB, _PAPER_FRAME, (1, 768, 768)),
     # Jetson Orin (AGX, NX, Nano; 8-64 GB shared): JetPack 5.1 (TensorRT 8.5), 6.0 (8.6), 6.1/6.2 (10.3)
-    Target("orin", ((8, 7),), True, ((8, 5), 10), 1024 * MiB, _PAPER_FRAME, (1, 1088, 1920)),
+    Target("orin", ((8, 7),), True, ((8, 5), 10), 1024 * MiB, _PAPER_FRAME, (1,) + FRAME_1080P),
     Target("a100", ((8, 0),), False, ((8, 0), 11), 4096 * MiB, _PAPER_FRAME, _SERVER_MAX),
     # Ada: L4, L40, RTX 4090 (TensorRT supports it from 8.5)
     Target("ada", ((8, 9),), False, ((8, 5), 11), 4096 * MiB, _PAPER_FRAME, _SERVER_MAX),
@@ -39,7 +41,7 @@ TARGETS = collections.OrderedDict((t.name, t) for t in (
            _SERVER_MAX),
 ))
 # Any other GPU: an FP32 build with moderate settings, never a refusal.
-GENERIC = Target("generic", (), False, ((8, 0), 11), 1024 * MiB, _PAPER_FRAME, (1, 1088, 1920))
+GENERIC = Target("generic", (), False, ((8, 0), 11), 1024 * MiB, _PAPER_FRAME, (1,) + FRAME_1080P)
 NAMES = tuple(TARGETS) + (GENERIC.name, "auto")
 
 

@@ -67,6 +67,19 @@ def _same_shape_groups(items, shape_of, limit):
     return out
 
 
+def _frame_chunks(indexes, frames_of, limit):
+    """Consecutive runs of `indexes` holding at most `limit` frames together (a request with more runs alone)."""
+    chunk, total = [], 0
+    for index in indexes:
+        if chunk and total + frames_of(index) > limit:
+            yield chunk
+            chunk, total = [], 0
+        chunk.append(index)
+        total += frames_of(index)
+    if chunk:
+        yield chunk
+
+
 class DecodeModel(object):
     def initialize(self, args):
         import triton_python_backend_utils as pb_utils
@@ -212,11 +225,12 @@ class SynthesisModel(object):
         largest = self.codec.backend.largest_input("decoder")  # an engine's profile bounds the batch too
         for indexes in _same_shape_groups(latents, lambda x: x.shape[1:], len(latents)):
             height, width = latents[indexes[0]].shape[2:]
-            per_run = max(1, rows * cols // (height * width))  # the working memory of one untiled image
+            frames = max(1, rows * cols // (height * width))  # the working memory of one untiled image
             if largest is not None:
-                per_run = min(per_run, largest[0])
-            for start in range(0, len(indexes), per_run):
-                self._run(requests, latents, indexes[start:start + per_run], responses, tiled=per_run == 1)
+                frames = min(frames, largest[0])
+            for chunk in _frame_chunks(indexes, lambda i: latents[i].shape[0], frames):
+                alone = frames == 1 or sum(latents[i].shape[0] for i in chunk) > frames
+                self._run(requests, latents, chunk, responses, tiled=alone)
         return responses
 
     def _each_in_tiles(self, latent):

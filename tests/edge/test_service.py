@@ -688,3 +688,15 @@ def test_sigterm_ends_the_stream_command_after_the_drain_time_with_the_rest_spoo
     assert "captured 3, recovered 0: sent 0, sent from the spool 0, spooled 3," in out, out + err
     assert "stopping: sending the frames already captured for up to 1 s, then spooling the rest" in err
     assert len(spool_entries(str(tmp_path / "spool"))) == 3
+
+
+def test_synthesis_batches_count_frames_not_requests():
+    """A Python synthesis model gets requests of several frames each (roi_decode stacks a batch's latents): its
+    batches hold at most as many frames as the memory budget or an engine's profile allows, and a request
+    with more frames than that runs alone (frame by frame)."""
+    from roi_trt.serve.triton_model import _frame_chunks
+
+    frames = {0: 3, 1: 1, 2: 2, 3: 8, 4: 1}
+    assert list(_frame_chunks(range(5), frames.get, 4)) == [[0, 1], [2], [3], [4]]
+    assert list(_frame_chunks(range(5), frames.get, 1)) == [[0], [1], [2], [3], [4]]
+    assert list(_frame_chunks([], frames.get, 4)) == []

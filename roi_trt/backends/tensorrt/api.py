@@ -13,17 +13,6 @@ from ...errors import BackendError, BuildError
 # -- decisions by version ---------------------------------------------------------------------------
 
 
-def version_tuple(text):
-    """'8.2.1.8' -> (8, 2, 1, 8); suffixes such as '.post1' or '+cuda12' are ignored."""
-    numbers = []
-    for part in str(text).split("+")[0].split("."):
-        if not part.isdigit():
-            break
-        numbers.append(int(part))
-    if not numbers:
-        raise ValueError("not a TensorRT version: {!r}".format(text))
-    return tuple(numbers)
-
 
 def network_flag_names(version):
     """Network creation flags: 8.x and 9.x need EXPLICIT_BATCH (8.x defaults to implicit batch); 10 ignores

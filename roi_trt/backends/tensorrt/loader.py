@@ -9,6 +9,7 @@ import collections
 from ... import cuda
 from ...artifacts import check_sidecar, engine_sha256, file_sha256, read_sidecar, short
 from ...errors import EngineError
+from ...optional import version_tuple
 from . import api, import_tensorrt, plugin
 
 # engine: the ICudaEngine; runtime: the trt.Runtime it came from (kept alive with it); sidecar: its
@@ -28,7 +29,7 @@ def environment_problems(sidecar, env):
     built, here = sidecar.get("tensorrt_version"), env["tensorrt_version"]
     compatible = "VERSION_COMPATIBLE" in sidecar.get("builder_flags", ())
     try:
-        runs = api.engine_runs_on(api.version_tuple(built), api.version_tuple(here), compatible)
+        runs = api.engine_runs_on(version_tuple(built), version_tuple(here), compatible)
     except ValueError:  # no version recorded
         runs = False
     if not runs:
@@ -41,6 +42,15 @@ def environment_problems(sidecar, env):
         problems.append("built with GDN1 plugin library {}, the one here is {}".format(
             short(sidecar.get("plugin_sha256")), short(env["plugin_sha256"])))
     return problems
+
+
+def deserialize(trt, data, version_compatible=False):
+    """(runtime, ICudaEngine or None) of serialized engine bytes that were checked or built here. A
+    version-compatible engine carries its lean runtime as host code, which TensorRT runs only when told to."""
+    runtime = trt.Runtime(api.logger(trt))
+    if version_compatible:
+        runtime.engine_host_code_allowed = True
+    return runtime, runtime.deserialize_cuda_engine(data)
 
 
 def load_engine(engine_path, expect, plugin_path=None, device=0):
@@ -59,11 +69,9 @@ def load_engine(engine_path, expect, plugin_path=None, device=0):
     check_sidecar(sidecar, digest, expect, environment_problems(sidecar, env))
     if library:
         plugin.load_plugin(library)
-    runtime = trt.Runtime(api.logger(trt))
-    if "VERSION_COMPATIBLE" in sidecar.get("builder_flags", ()):
-        runtime.engine_host_code_allowed = True  # its lean runtime is host code: trusted after the checks above
-    engine = runtime.deserialize_cuda_engine(data)
+    # a version-compatible engine's lean runtime is host code: trusted after the checks above
+    runtime, engine = deserialize(trt, data, "VERSION_COMPATIBLE" in sidecar.get("builder_flags", ()))
     if engine is None:
         raise EngineError("TensorRT {} could not deserialize {} (its log above says why)".format(
             trt.__version__, engine_path))
-    return LoadedEngine(engine, runtime, sidecar, trt, api.version_tuple(trt.__version__))
+    return LoadedEngine(engine, runtime, sidecar, trt, version_tuple(trt.__version__))

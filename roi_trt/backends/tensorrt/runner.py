@@ -19,7 +19,7 @@ from ...errors import BackendError
 from ...spec import PARTS
 from ..base import Backend
 from . import api
-from .loader import load_engine
+from .loader import deserialize, load_engine
 
 
 def engine_label(sidecars):
@@ -64,7 +64,7 @@ def run_engine(trt, version, serialized, array, device=0):
 
     try:
         with runtime.active():
-            engine = trt.Runtime(api.logger(trt)).deserialize_cuda_engine(serialized)
+            trt_runtime, engine = deserialize(trt, serialized)  # kept alive while its engine runs
             if engine is None:
                 raise BackendError("TensorRT could not deserialize the engine (its log above says why)")
             context = engine.create_execution_context()
@@ -131,9 +131,17 @@ class TensorRTBackend(Backend):
         profile = tuple(tuple(shapes[k]) for k in ("min", "opt", "max"))
         return _Part(loaded, context, io, profile)
 
+    def _handle(self, part):
+        """The part's engine, context and buffers; BackendError once closed (a pipeline's late worker)."""
+        handle = self._parts.get(part)
+        if handle is None:
+            raise BackendError("this {} backend is {}".format(
+                self.name, "closed" if self.closed else "opened without the " + part))
+        return handle
+
     def sidecar(self, part):
         """The checked sidecar of the part's engine (what it was built from, with and for)."""
-        return self._parts[part].loaded.sidecar
+        return self._handle(part).loaded.sidecar
 
     def largest_input(self, part):
         """The profile's largest input in latent units (the execution context reserved activations for it),
@@ -152,7 +160,7 @@ class TensorRTBackend(Backend):
 
     def profile(self, part):
         """(min, opt, max) NCHW input shapes the part's engine accepts: larger images need tiles within max."""
-        return self._parts[part].profile
+        return self._handle(part).profile
 
     def fixed_shape(self, part):
         """The engine's single input shape where its profile allows only one, else the model's."""
