@@ -55,11 +55,13 @@ def report():
         library = None
         lines.append(_line("GDN1 plugin", str(exc)))
     version = version_tuple(found["tensorrt"]) if found["tensorrt"] else None
-    for target in targets.TARGETS.values():
+    for target in list(targets.TARGETS.values()) + [targets.GENERIC]:
         missing = []
-        if not any(d.compute_capability in target.compute_capabilities for d in detection.devices):
+        if not any(d.compute_capability in target.compute_capabilities or not target.compute_capabilities
+                   for d in detection.devices):
             missing.append("a GPU of compute capability {}".format(
-                "/".join(cuda.cc_text(cc) for cc in target.compute_capabilities)))
+                "/".join(cuda.cc_text(cc) for cc in target.compute_capabilities)) if target.compute_capabilities
+                else "a CUDA GPU")
         if version is None or not targets.supports_tensorrt(target, version):
             missing.append(targets.tensorrt_text(target))
         if not (found["pycuda.driver"] or found["cuda.bindings.runtime"] or cuda.cudart_paths()):

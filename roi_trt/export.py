@@ -6,6 +6,7 @@ float32's own error (and by an absolute floor where float32 is that precise).
 """
 
 import copy
+import json
 import os
 import platform
 
@@ -121,12 +122,25 @@ def _tool_versions():
     }
 
 
-def _refuse_unless_export(path):
-    if not is_export(path):
-        raise ExportError("{} exists and is not an earlier export: choose another output directory".format(path))
+def _replaceable(fingerprint_hex, replace_other):
+    """The check replacing_dir runs on an existing `out_dir`: only an earlier export may be replaced, and one
+    of other weights only when asked (the streams it encoded decode only with it)."""
+    def check(path):
+        if not is_export(path):
+            raise ExportError("{} exists and is not an earlier export: choose another output directory".format(path))
+        if os.listdir(path) and not replace_other:
+            try:  # any format version: an old export of these weights is made anew
+                with open(os.path.join(path, MANIFEST), encoding="utf-8") as f:
+                    earlier = json.load(f).get("fingerprint")
+            except (OSError, ValueError, AttributeError):
+                earlier = None
+            if earlier != fingerprint_hex:
+                raise ExportError("{} holds the export of other weights (fingerprint {}), whose streams decode only with "
+                                  "it: --force replaces it".format(path, (earlier or "unknown")[:16]))
+    return check
 
 
-def export_model(model, info, out_dir, opset=DEFAULT_OPSET, shape=None, deconv=EXPORT_DECONV):
+def export_model(model, info, out_dir, opset=DEFAULT_OPSET, shape=None, deconv=EXPORT_DECONV, replace_other=False):
     """Write a complete, verified export directory; it replaces `out_dir` only once everything passed.
 
     `deconv`: "polyphase" computes each hidden transposed convolution as one Conv per output phase (the
@@ -143,7 +157,7 @@ def export_model(model, info, out_dir, opset=DEFAULT_OPSET, shape=None, deconv=E
         d = model.downsampling
         if batch < 1 or height % d or width % d or height < d or width < d:
             raise ExportError(f"fixed shape {batch}x{height}x{width}: height and width must be positive multiples of {d}")
-    with replacing_dir(os.path.abspath(out_dir), _refuse_unless_export) as staging:
+    with replacing_dir(os.path.abspath(out_dir), _replaceable(fingerprint(model), replace_other)) as staging:
         for part, proto in zip(PARTS, transform_models(model, opset, shape)):
             proto = with_deconv(proto, deconv)
             onnx.save(proto, os.path.join(staging, VARIANTS[CUSTOM_OP][part]))

@@ -87,11 +87,19 @@ def cached_sha256_list():
         return parse_sha256_list(f.read(), path)
 
 
-def _remember(sums):
-    """Merge `sums` into the cached list (the newer entries win) and return them."""
+def _remember(sums, given=None):
+    """Merge `sums` into the cached list and return them: the authors' server's entries win (a new release);
+    a list the user `given` may add entries but never contradict one the cache holds (a file of another
+    model would pass its own list), which is refused naming both digests."""
     path = os.path.join(release_dir(), SHA256_LIST)
     with directory_lock(path):  # pulls of other files may be merging theirs
         merged = cached_sha256_list()
+        contradicted = sorted(n for n in sums if given and n in merged and merged[n] != sums[n])
+        if contradicted:
+            name = contradicted[0]
+            raise ModelError("{} lists {} as {}, the cached SHA-256 list {} as {}: refusing a list that contradicts "
+                             "the authors' (remove {} to trust yours)".format(
+                                 given, name, sums[name][:16] + "...", path, merged[name][:16] + "...", path))
         merged.update(sums)
         text = "".join("{}  {}\n".format(digest, name) for name, digest in sorted(merged.items()))
         write_bytes_atomic(path, text.encode("utf-8"))
@@ -169,7 +177,7 @@ def _expected_sha256(name, sha256_list, importing):
     else the base URL's (which joins the cache)."""
     filename, cached = name + ".pt", cached_sha256_list()
     if sha256_list:
-        sums, where = _remember(_read_list_file(sha256_list)), sha256_list
+        sums, where = _remember(_read_list_file(sha256_list), given=sha256_list), sha256_list
     elif importing and filename in cached:
         sums, where = cached, os.path.join(release_dir(), SHA256_LIST)
     else:

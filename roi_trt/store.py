@@ -130,7 +130,9 @@ class ResolvedModel(object):
             require("torch", "loading {}".format(self.label))
             from .checkpoint import load_checkpoint, random_model
 
-            self._torch = load_checkpoint(self.checkpoint, self.trust_pickle) if self.checkpoint else random_model(*self.config)
+            loaded = load_checkpoint(self.checkpoint, self.trust_pickle) if self.checkpoint else random_model(*self.config)
+            self._check_config(loaded[0].N, loaded[0].M)
+            self._torch = loaded
         return self._torch
 
     def torch_model(self):
@@ -151,7 +153,16 @@ class ResolvedModel(object):
 
                 model = self.torch_model()
                 self._fact_cache = model.N, model.M, fingerprint(model), None
+            facts, self._fact_cache = self._fact_cache, None
+            self._check_config(*facts[:2])
+            self._fact_cache = facts
         return self._fact_cache
+
+    def _check_config(self, N, M):
+        """A model named by its configuration (N-M, paper:N-M) must be that configuration."""
+        if self.config is not None and (N, M) != tuple(self.config):
+            raise ModelError("{} is a ({}, {}) model, not ({}, {}) as its name says: the file is not that model "
+                             "(remove {})".format(self.label, N, M, self.config[0], self.config[1], self.checkpoint))
 
     @property
     def N(self):
@@ -184,10 +195,11 @@ def resolve(model=None, trust_pickle=False):
         return model
     if model in (None, "demo"):
         return ResolvedModel("demo", "demo", export_dir=DEMO_EXPORT, checkpoint=DEMO_CHECKPOINT)
-    from .pretrained import PREFIX, pull  # it imports this module (the cache)
+    from .pretrained import PREFIX, configuration, pull, release_name  # it imports this module (the cache)
 
     if model.startswith(PREFIX):  # the paper's released weights, fetched and verified once
-        return ResolvedModel("checkpoint", model, checkpoint=pull(model), trust_pickle=trust_pickle)
+        return ResolvedModel("checkpoint", model, checkpoint=pull(model), trust_pickle=trust_pickle,
+                             config=configuration(release_name(model))[:2])
     label = os.path.splitext(os.path.basename(os.path.normpath(model)))[0]
     if os.path.isdir(model):
         if not os.path.isfile(os.path.join(model, MANIFEST)):

@@ -198,3 +198,7 @@ def test_never_replaces_a_directory_that_is_not_an_export(tmp_path):
         assert CliRunner().invoke(main, ["export", path, "-o", str(again)]).exit_code == 0
     assert sorted(p.name for p in again.iterdir()) == sorted(
         ["encoder.onnx", "decoder.onnx", "encoder.std.onnx", "decoder.std.onnx", "entropy.npz", "manifest.json"])
+    other = save({"state_dict": make_model(128, 2, seed=7).state_dict()}, tmp_path / "other.pt")
+    refused = CliRunner().invoke(main, ["export", other, "-o", str(again)])  # another model's streams decode with it
+    assert refused.exit_code == 1 and "holds the export of other weights" in refused.output, refused.output
+    assert CliRunner().invoke(main, ["export", other, "-o", str(again), "--force"]).exit_code == 0

@@ -212,6 +212,8 @@ def test_cli_precision_report_and_audit_end_to_end(fixture_set, tmp_path):
     assert "re-identified 1/1  (distance 0.000)" in fail.output and "re-identified 2 of 2 original faces (100.0%" in fail.output
     assert "FAIL: re-identified 100.0% > 10.0%" in fail.output
     assert Image.open(str(tmp_path / "ann" / "astronaut.audit.png")).size == (256, 256)
+    again = CliRunner().invoke(main, ["audit", str(decoded), "--originals", images, "--annotate", str(tmp_path / "ann")])
+    assert again.exit_code == 2 and again.output.count("\n") == 1 and "astronaut.audit.png exists" in again.output
     ok = CliRunner().invoke(main, ["audit", str(masked_dir), "--originals", images, "--json"])
     assert ok.exit_code == 0, ok.output
     summary = json.loads(ok.output.strip().splitlines()[-1])["summary"]

@@ -16,7 +16,7 @@ from roi_trt.cli import main
 from roi_trt.artifacts import read_manifest
 from roi_trt.store import resolve
 
-N, M = 8, 2
+N, M = 128, 2  # the configuration the release names: roi-trt checks a paper model is what its name says
 
 
 @pytest.fixture(scope="module")
@@ -71,3 +71,15 @@ def test_export_command_takes_a_released_name(mirror, tmp_path):
     result = CliRunner().invoke(main, ["export", "paper:128-2", "-o", out])
     assert result.exit_code == 0, result.output
     assert read_manifest(out)["fingerprint"] == resolve("paper:128-2").fingerprint
+
+
+def test_a_file_that_is_not_the_named_configuration_is_refused(tmp_path, monkeypatch):
+    """A checkpoint published (or imported) under 128-2.pt that holds another configuration: refused by name."""
+    weights = {"autoencoder." + k: v for k, v in make_model(8, 2, seed=12).state_dict().items()}
+    with open(save(weights, tmp_path / "128-2.pt", False), "rb") as f:
+        files = {"128-2.pt": f.read()}
+    with Mirror(files) as server:
+        monkeypatch.setenv(pretrained.URL_ENV, server.url)
+        result = CliRunner().invoke(main, ["info", "paper:128-2"])
+    assert result.exit_code == 1
+    assert "paper:128-2 is a (8, 2) model, not (128, 2) as its name says" in result.output, result.output

@@ -43,6 +43,9 @@ def test_without_a_gpu_it_stops_in_one_line_after_the_cpu_part(tmp_path):
     assert (report / "selftest.txt").read_text().splitlines() == lines[-3:]
     bench = CliRunner().invoke(main, ["bench", "report", str(report / "selftest.csv")])
     assert bench.exit_code == 1 and "no encode or decode latency rows" in bench.output
+    again = CliRunner().invoke(main, ["doctor", "--selftest", "--report", str(report)])
+    assert again.exit_code == 2 and again.output.strip().endswith("selftest.csv exists (--force replaces it)")
+    assert CliRunner().invoke(main, ["doctor", "--selftest", "--report", str(report), "--force"]).exit_code == 1
 
 
 def test_a_tensorrt_home_without_tensorrt_is_named_in_one_line(tmp_path, monkeypatch):

@@ -23,7 +23,8 @@ from roi_trt.imageio import load_rgb
 from roi_trt.samples import sample_photos
 from roi_trt.serve.client import Refused, Unavailable, connect
 from roi_trt.serve.repository import read_config, write_repository
-from roi_trt.serve.server import ADMIN_HEADER, ServeProcess, free_ports
+from roi_trt.errors import RoiTrtError
+from roi_trt.serve.server import ADMIN_HEADER, ServeProcess, ServerOptions, check_ports, free_ports
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV = os.path.join(ROOT, ".cache", "triton-venv")
@@ -225,6 +226,37 @@ def test_server_starts_from_a_source_tree(triton_python, tmp_path, streams):
     finally:
         status, output = server.stop()
     assert status == 0, output
+
+
+def test_a_killed_serve_run_takes_triton_with_it_and_a_busy_port_is_named(triton_python, tmp_path):
+    """New-user trial: `kill -9` of `serve run` left tritonserver holding the ports, and the next start ended in
+    Triton's own log line. Now Triton dies with its parent, and a port in use is named in one line first."""
+    import socket
+    import time
+
+    repo = tmp_path / "repo"
+    write_repository(["demo"], str(repo))
+    server = ServeProcess(triton_python, repo, tmp_path, ADMIN_KEY)
+    server.process.kill()
+    server.process.wait(30)
+    options = ServerOptions(http_port=server.http, grpc_port=server.grpc, metrics_port=free_ports(1)[0])
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            check_ports(options)
+            break
+        except RoiTrtError:
+            assert time.monotonic() < deadline, "tritonserver outlived serve run"
+            time.sleep(0.2)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", server.http))
+        busy.listen(1)
+        grpc, metrics = free_ports(2)
+        run = subprocess.run([os.path.join(os.path.dirname(triton_python), "roi-trt"), "serve", "run", str(repo),
+                              "--http-port", str(server.http), "--grpc-port", str(grpc), "--metrics-port", str(metrics)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=60)
+    assert run.returncode == 1 and run.stdout.strip().splitlines()[-1].startswith(
+        "Error: HTTP port {} on 127.0.0.1 is not free".format(server.http)), run.stdout
 
 
 def test_stream_cli_sends_a_directory_being_written(server, tmp_path, repository):

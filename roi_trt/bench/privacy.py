@@ -166,7 +166,8 @@ class Audit(object):
             exceeded.append("{} faces detected > {}".format(self.detected, gate.max_faces))
         if gate.max_reidentified is not None:
             if self.rate is None:
-                open_questions.append("no face found on the originals: re-identification not measured")
+                open_questions.append("{}: re-identification not measured".format(
+                    "no face found on the originals" if self.images else "no image audited"))
             elif self.rate > gate.max_reidentified:
                 exceeded.append("re-identified {:.1%} > {:.1%}".format(self.rate, gate.max_reidentified))
         if exceeded:

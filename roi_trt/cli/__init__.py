@@ -2,6 +2,9 @@
 (torch, onnx, TensorRT) are imported inside commands only, and a missing optional one is reported in
 one line with its install command."""
 
+import os
+import signal
+import sys
 import warnings
 
 import click
@@ -37,6 +40,9 @@ class _Group(click.Group):
             if error is None:
                 raise
             raise click.ClickException(str(error)) from None
+        except BrokenPipeError:  # `| head`: the reader is gone; stop quietly, as Unix tools do
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+            sys.exit(128 + signal.SIGPIPE)
         except OSError as exc:  # unwritable output directory, full disk, ...
             where = "{}: ".format(exc.filename) if exc.filename else ""
             raise click.ClickException(where + (exc.strerror or str(exc))) from None

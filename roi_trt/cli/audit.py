@@ -97,8 +97,19 @@ def audit(decoded, originals, face_detector, min_confidence, threshold, max_reid
         raise click.BadParameter("audit reads files, not standard input")
     if not paths:
         raise UsageError("no images to audit in {}".format(" ".join(decoded)))
-    if annotate_dir:
+    targets = {}
+    if annotate_dir:  # every annotation checked before the work: none replaced without --force, none shared
         check_output(annotate_dir, directory=True)
+        inputs = set(os.path.realpath(p) for p in paths)
+        for path in paths:
+            target = os.path.join(annotate_dir, _stem(path) + ".audit.png")
+            if os.path.realpath(target) in inputs:
+                raise UsageError("{}: would overwrite an input".format(target))
+            if target in targets.values():
+                raise UsageError("{} and {} would both be annotated as {}".format(
+                    next(p for p, t in targets.items() if t == target), path, target))
+            check_output(target, replace=force)
+            targets[path] = target
     detector = open_detector(face_detector, "face")
     embedder = FaceEmbedder() if originals else None
     tally = Audit(gate)
@@ -118,10 +129,7 @@ def audit(decoded, originals, face_detector, min_confidence, threshold, max_reid
                         original = resize(original, rgb.shape[:2])
                 result = audit_image(rgb, detector, embedder, original, min_confidence)
                 if annotate_dir:
-                    target = os.path.join(annotate_dir, _stem(path) + ".audit.png")
-                    if os.path.realpath(target) == os.path.realpath(path):
-                        raise RoiTrtError("{}: would overwrite an input".format(target))
-                    with atomic_output(target, replace=force) as tmp:
+                    with atomic_output(targets[path], replace=force) as tmp:
                         annotate(rgb, result, threshold).save(tmp, format="PNG")
             except RoiTrtError as exc:
                 tally.failed += 1

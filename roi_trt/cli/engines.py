@@ -95,21 +95,25 @@ def build(model, target, part, gdn, deconv, shape, min_shape, opt_shape, max_sha
                                                "both decoder forms), check each against ONNX Runtime on the CPU, time "
                                                "them, and check the GDN1 plugin alone.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False),
-              help="With --selftest: write selftest.csv, selftest.txt and the engines into this directory.")
+              help="With --selftest: write selftest.csv, selftest.txt and the engines into this directory (an earlier "
+                   "report is replaced only with --force).")
 @click.option("-m", "--model", default="demo", show_default=True, metavar="MODEL", help="The model the self-test builds.")
 @click.option("--device", default=0, show_default=True, type=click.IntRange(0), help="CUDA device of the self-test.")
 @click.option("--repeats", default=10, show_default=True, type=click.IntRange(1), help="Timed runs per measurement.")
 @tensorrt_home_option
-def doctor(selftest, report_dir, model, device, repeats, tensorrt_home):
+@force_option
+def doctor(selftest, report_dir, model, device, repeats, tensorrt_home, force):
     """What is installed and usable here for each target, and what is missing; --selftest proves the GPU path."""
     import sys
 
     from ..doctor import report
     from ..fileio import check_output
-    from ..selftest import run
+    from ..selftest import CSV, SUMMARY, run
 
-    if report_dir:
+    if report_dir:  # an earlier report (and the engines beside it) stays unless --force
         check_output(report_dir, directory=True)
+        for name in (CSV, SUMMARY):
+            check_output(os.path.join(report_dir, name), replace=force)
     use_tensorrt_home(tensorrt_home)
     for line in report():
         click.echo(line)

@@ -126,7 +126,9 @@ def _engine_info(resolved):
               help="The decoder's hidden transposed convolutions as one Conv per output phase (faster in ONNX Runtime, "
                    "same values) or as ConvTranspose.")
 @trust_option
-def export(checkpoint, output, opset, fixed_shape, deconv, trust_pickle):
+@click.option("--force", is_flag=True, help="Replace an earlier export of other weights in OUTPUT (one of the same "
+                                            "weights is always replaced; never a directory that is no export).")
+def export(checkpoint, output, opset, fixed_shape, deconv, trust_pickle, force):
     """Export CHECKPOINT (a file or paper:NAME) [default: the shipped demo's] to ONNX (GDN1 as a custom op),
     verified against PyTorch."""
     from ..pretrained import PREFIX, cached_path, pull, release_name
@@ -142,7 +144,8 @@ def export(checkpoint, output, opset, fixed_shape, deconv, trust_pickle):
     from ..export import DEFAULT_OPSET, export_model
 
     model, ckpt = load_checkpoint(path, trust=trust_pickle)
-    manifest = export_model(model, ckpt, output, opset=opset or DEFAULT_OPSET, shape=fixed_shape, deconv=deconv)
+    manifest = export_model(model, ckpt, output, opset=opset or DEFAULT_OPSET, shape=fixed_shape, deconv=deconv,
+                            replace_other=force)
     click.echo("exported ({}, {}) from {} checkpoint to {}".format(ckpt.N, ckpt.M, ckpt.format, output))
     click.echo("  verified against PyTorch float64 ({})".format(manifest["verification_rule"]))
     for row in manifest["verification"]:
@@ -197,9 +200,13 @@ def pull(names, pull_all, from_file, sha256_list, export_now, progress):
     names = [PREFIX + name for name in RELEASES] if pull_all else names
     if from_file and len(names) > 1:
         raise UsageError("--from imports one file: give one NAME")
+    from ..pretrained import cached_path
+
     failed = 0
     for name in names:
         try:
+            if from_file and os.path.isfile(cached_path(release_name(name))):
+                click.echo("{} is cached and verified already: --from {} not used".format(name, from_file), err=True)
             path = pull_release(name, from_file=from_file, sha256_list=sha256_list, progress=show_progress(progress))
             click.echo("{}: {}".format(name, path))
             if export_now:

@@ -57,6 +57,8 @@ def serve_repo(models, output, synthesis, instances, max_batch, queue_delay_us, 
     if sink_dir and sink_callback:
         raise UsageError("give --sink-dir or --sink-callback, not both")
     check_output(output, directory=True, beside=True)
+    if sink_dir:  # where the server will write (checked again when it starts: it may run elsewhere)
+        check_output(sink_dir, directory=True)
     limits = request_limits(max_pixels, max_stream_bytes)
     path = write_repository(list(models), output, synthesis=synthesis, instances=instances, max_batch=max_batch,
                             device=device, queue_delay_us=queue_delay_us, limits=limits, sink_dir=sink_dir,

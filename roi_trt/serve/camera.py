@@ -145,7 +145,8 @@ def open_source(source, idle_exit=None):
         return DirectorySource(source, idle_exit=idle_exit)
     if os.path.isfile(source) or source.isdigit() or "://" in source:
         return VideoSource(source)
-    raise RoiTrtError("{}: not a directory, video file, camera index or stream URL".format(source))
+    raise RoiTrtError("{}: {}".format(source, "no such file or directory" if not os.path.lexists(source) else
+                                      "not a directory, video file, camera index or stream URL"))
 
 
 class StreamStats(object):
@@ -197,7 +198,8 @@ class StreamStats(object):
     def line(self):
         return ("captured {captured}, recovered {recovered}: sent {sent}, sent from the spool {spool_sent}, "
                 "spooled {spooled}, dropped {dropped}, refused {refused}, undelivered {undelivered}, failed {failed}; "
-                "{frames_per_s} frames/s, {bpp} bpp").format(**self.as_dict())
+                "{frames_per_s} frames/s, {bpp} bpp").format(**dict(
+                    (k, "—" if v is None else v) for k, v in self.as_dict().items()))
 
 
 class _Backoff(object):

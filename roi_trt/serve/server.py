@@ -188,6 +188,34 @@ def server_command(install, repository, backends, options, log_file=None):
     return argv
 
 
+def check_ports(options):
+    """RoiTrtError naming the first of the server's ports another process listens on (a server left running,
+    say): Triton itself would only log it and exit."""
+    import socket
+
+    http_host = "127.0.0.1" if options.tls else options.host
+    for host, port, what in ((http_host, options.http_port, "HTTP"), (options.host, options.grpc_port, "gRPC"),
+                             (options.host, options.metrics_port, "metrics")):
+        probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind: closed ports count as free
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise RoiTrtError("{} port {} on {} is not free ({}): another server listens there (stop it, or give "
+                              "--{}-port)".format(what, port, host, exc.strerror or exc, what.lower())) from None
+        finally:
+            probe.close()
+
+
+def _die_with_parent():
+    """In the child before exec: Linux kills it when `serve run` dies, however it dies (SIGKILL included), so no
+    tritonserver is left holding the ports."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 class TritonServer(object):
     """One tritonserver process: started, waited on until it is ready, stopped cleanly (SIGINT, then its
     exit timeout, then SIGKILL to its whole process group, Python backend stubs included)."""
@@ -202,11 +230,12 @@ class TritonServer(object):
     def start(self):
         if not os.path.isdir(self.repository):
             raise RoiTrtError("{}: no such model repository".format(self.repository))
+        check_ports(self.options)
         self._workdir = tempfile.mkdtemp(prefix="roi-trt-triton-")
         backends = backend_directory(self.install, self._workdir)
         argv = server_command(self.install, self.repository, backends, self.options, self.log_file)
         self.process = subprocess.Popen(argv, env=server_environment(self.install), cwd=self._workdir,
-                                        start_new_session=True)
+                                        start_new_session=True, preexec_fn=_die_with_parent)
         return self
 
     def wait_ready(self, timeout=120):

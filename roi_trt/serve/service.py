@@ -170,6 +170,9 @@ class DirectorySink(object):
     (SinkUnavailable: the camera keeps the frame and sends it again)."""
 
     def __init__(self, directory):
+        from ..fileio import check_output
+
+        check_output(directory, directory=True)  # the model fails to load, rather than every frame later
         self.directory = directory
         self._unnamed = 0
 

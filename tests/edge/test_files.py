@@ -425,3 +425,14 @@ def test_default_mode_reads_the_umask_without_changing_it(monkeypatch, tmp_path)
     finally:
         monkeypatch.undo()
         os.umask(previous)
+
+
+def test_a_reader_gone_from_the_pipe_ends_the_command_quietly():
+    """`roi-trt info | head -1`: no "Error: Broken pipe", and the status of a command a pipe ended (141)."""
+    import subprocess
+    import sys
+
+    reader_gone = subprocess.Popen([sys.executable, "-m", "roi_trt.cli", "info"], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE)
+    reader_gone.stdout.close()  # before the command writes its first line
+    assert reader_gone.stderr.read() == b"" and reader_gone.wait(60) == 141

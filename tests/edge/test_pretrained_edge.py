@@ -198,6 +198,22 @@ def test_import_from_a_file_is_checked(mirror, tmp_path):
     assert mirror.downloads("128-2.pt") == []  # imported, not downloaded
 
 
+def test_a_list_that_contradicts_the_cached_one_is_refused(mirror, tmp_path):
+    """Someone's own sha256sums.txt must not turn another file into "the paper's verified weights"."""
+    pretrained.pull("paper:128-2", progress=False)  # the authors' list is cached now
+    other = str(tmp_path / "256-1.pt")
+    with open(other, "wb") as f:
+        f.write(payload(99))
+    forged = tmp_path / "sums.txt"
+    forged.write_text(sha256sums({"256-1.pt": payload(99)}))
+    result = CliRunner().invoke(main, ["models", "pull", "paper:256-1", "--from", other, "--sha256-list", str(forged)])
+    assert result.exit_code == 1 and "contradicts the authors'" in result.output, result.output
+    assert not os.path.exists(pretrained.cached_path("256-1"))
+    assert pretrained.cached_sha256_list()["256-1.pt"] == hashlib.sha256(FILES["256-1.pt"]).hexdigest()
+    cached = CliRunner().invoke(main, ["models", "pull", "paper:128-2", "--from", other])
+    assert cached.exit_code == 0 and "is cached and verified already: --from" in cached.output
+
+
 def test_import_offline_needs_a_list(monkeypatch, tmp_path):
     monkeypatch.setenv(pretrained.URL_ENV, "http://127.0.0.1:{}".format(free_port()))
     given = str(tmp_path / "256-1.pt")

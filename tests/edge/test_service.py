@@ -700,3 +700,18 @@ def test_synthesis_batches_count_frames_not_requests():
     assert list(_frame_chunks(range(5), frames.get, 4)) == [[0, 1], [2], [3], [4]]
     assert list(_frame_chunks(range(5), frames.get, 1)) == [[0], [1], [2], [3], [4]]
     assert list(_frame_chunks([], frames.get, 4)) == []
+
+
+def test_a_sink_that_cannot_write_fails_the_model_load_not_every_frame(tmp_path):
+    from click.testing import CliRunner
+
+    from roi_trt.cli import main
+    from roi_trt.errors import RoiTrtError
+    from roi_trt.serve.service import DirectorySink
+
+    with pytest.raises(RoiTrtError, match="/sys/kernel/sink: cannot be written"):  # read-only, even for root
+        DirectorySink("/sys/kernel/sink")
+    result = CliRunner().invoke(main, ["serve", "repo", "demo", "-o", str(tmp_path / "repo"), "--sink-dir",
+                                       "/sys/kernel/sink"])
+    assert result.exit_code == 1 and "/sys/kernel/sink: cannot be written" in result.output
+    assert not (tmp_path / "repo").exists()
