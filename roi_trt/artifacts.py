@@ -253,7 +253,7 @@ def check_sidecar(sidecar, engine_sha256, expect, more_problems=()):
         raise EngineError("refusing TensorRT engine {}: {}".format(sidecar.get("engine", "?"), "; ".join(problems)))
 
 
-def engine_sha256(engine_path):
+def read_engine(engine_path):
     """(engine bytes, their SHA-256): read once, so what is checked is what gets deserialized."""
     with open(engine_path, "rb") as f:
         data = f.read()

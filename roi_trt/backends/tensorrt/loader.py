@@ -7,7 +7,7 @@ deserialize it. Nothing here creates a TensorRT Runtime without a CUDA device (i
 import collections
 
 from ... import cuda
-from ...artifacts import check_sidecar, engine_sha256, file_sha256, read_sidecar, short
+from ...artifacts import check_sidecar, file_sha256, read_engine, read_sidecar, short
 from ...errors import EngineError
 from ...optional import version_tuple
 from . import api, import_tensorrt, plugin
@@ -60,7 +60,7 @@ def load_engine(engine_path, expect, plugin_path=None, device=0):
     `device` current.
     """
     sidecar = read_sidecar(engine_path)
-    data, digest = engine_sha256(engine_path)
+    data, digest = read_engine(engine_path)
     check_sidecar(sidecar, digest, expect)
     gpu = cuda.device(device, EngineError)
     library = plugin.locate(plugin_path) if sidecar.get("gdn") == "plugin" else None
