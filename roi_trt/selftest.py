@@ -32,7 +32,7 @@ from .spec import DECONV_FORMS, GDN1_DOMAIN, MIN_SYMBOL_AGREEMENT, PARTS, TENSOR
 # TensorRT against ONNX Runtime on the CPU: latent max |difference| and decoded image max |difference| (pixels
 # in [0, 1]; the goal is 1e-3, one 8-bit step the bound), beside spec.MIN_SYMBOL_AGREEMENT
 LATENT_TOLERANCE, IMAGE_TOLERANCE = 1e-3, 1.0 / 255
-KERNEL_TOLERANCE = 1e-5  # the GDN1 plugin against float64, relative
+KERNEL_TOLERANCE = 1e-4  # the GDN1 plugin against float64, relative: a float32 sum over 128 channels and a division
 IMAGES = OrderedDict((("512x512", (512, 512)), ("1080p", FRAME_1080P)))
 BATCHES = (1, 4)
 FIELDS = LATENCY_FIELDS + (
