@@ -130,22 +130,21 @@ class Codec(object):
         self._pool = ThreadPoolExecutor(backend.frames) if backend.frames > 1 else None
         self.work_bytes = {part: work_bytes(self.model, part) for part in PARTS}  # decided once, not per image
 
-    def tile_latents(self, part):
-        """Core (rows, cols) of a tile in latent units for `part`: an engine's largest input less the halo
-        (its context holds the memory for that already: a 1080p frame on a server engine runs whole, no
-        halo FLOPs), else a square within the working-memory budget."""
+    def _pieces(self, part):
+        """((rows, cols) of the largest latent that runs in one piece, (rows, cols) of a tile's core) in latent
+        units for `part`: an engine's largest input (its context holds the memory for that already: a 1080p
+        frame on a server engine runs whole, no halo FLOPs) and that less the halo, else a square within the
+        working-memory budget for both."""
         largest = self.backend.largest_input(part)
         if largest is not None:
-            return max(1, largest[1] - 2 * HALO), max(1, largest[2] - 2 * HALO)
+            return largest[1:], (max(1, largest[1] - 2 * HALO), max(1, largest[2] - 2 * HALO))
         d = self.downsampling
         side = tile_side(self.max_memory, d * d * self.model.N * self.work_bytes[part])
-        return side, side
+        return (side, side), (side, side)
 
-    def _whole(self, part, h, w):
-        """Whether a latent of h x w runs in one piece (an engine: within its largest input)."""
-        largest = self.backend.largest_input(part)
-        rows, cols = largest[1:] if largest is not None else self.tile_latents(part)
-        return self.model.fixed_shape is not None or (h <= rows and w <= cols)
+    def tile_latents(self, part):
+        """Core (rows, cols) of a tile in latent units for `part` (see `_pieces`)."""
+        return self._pieces(part)[1]
 
     def _transform(self, part, x, scale_in, scale_out, out_channels, keep=None):
         """`part`'s transform of NCHW x -> its float NCHW output; or, with `keep`, each piece of the output
@@ -153,7 +152,8 @@ class Codec(object):
         each tile's core) and None returned."""
         run = self.backend.analysis if part == "encoder" else self.backend.synthesis
         h, w = x.shape[-2] // scale_in, x.shape[-1] // scale_in
-        if self._whole(part, h, w):
+        whole, core = self._pieces(part)
+        if self.model.fixed_shape is not None or (h <= whole[0] and w <= whole[1]):
             out = run(x) if self._pool is None else self._pool.submit(run, x).result()
             if keep is None:
                 return out
@@ -163,7 +163,7 @@ class Codec(object):
         if keep is None:
             out = np.empty((x.shape[0], out_channels, h * scale_out, w * scale_out), np.float32)
             keep = stitch(out)
-        run_tiled(run, x, scale_in, scale_out, self.tile_latents(part), keep, self._pool, self.backend.frames)
+        run_tiled(run, x, scale_in, scale_out, core, keep, self._pool, self.backend.frames)
         return out
 
     def close(self):

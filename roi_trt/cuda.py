@@ -463,19 +463,18 @@ def device(index, error=BackendError, detection=None):
 
 def use_device(index, detection=None):
     """Make CUDA device `index` current on this thread, its context created: TensorRT's builder works on
-    the current device, through a CUDA runtime of its own that sees contexts, not another runtime's choice."""
+    the current device, through a CUDA runtime of its own that sees contexts, not another runtime's choice.
+    -> the cudart API that did it."""
     detection = detection or detect()
     device(index, BackendError, detection)
     detection.api.set_device(index)
     detection.api.free(0)  # cudaFree(NULL) creates the device's primary context and makes it current
+    return detection.api
 
 
 def free_memory(index, detection=None):
     """Free bytes on CUDA device `index` (cudaMemGetInfo there)."""
-    detection = detection or detect()
-    device(index, BackendError, detection)
-    detection.api.set_device(index)
-    return detection.api.mem_get_info()[0]
+    return use_device(index, detection).mem_get_info()[0]
 
 
 def cc_text(compute_capability):

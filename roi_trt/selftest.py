@@ -92,18 +92,12 @@ def environment(detection, trt_version, device_index):
     return env
 
 
-def _frame(photo, size):
-    from .imageio import resize
-
-    return resize(photo, size)
-
-
 def references(model, photo):
     """ONNX Runtime on the CPU: (frame, latent, dequantized latent, decoded image) of the photo at 512 x 512."""
     from .codec import open_codec
 
     with open_codec(model, backend="onnxruntime", device="cpu") as reference:
-        frame = reference.prepare(_frame(photo, IMAGES["512x512"]))
+        frame = reference.prepare(photo, IMAGES["512x512"])
         latent = reference.analyze(frame)[0]
         y_hat = np.rint(latent)[None].astype(np.float32)
         image = reference.synthesize(y_hat)[0]
@@ -156,7 +150,7 @@ def engine_timings(codec, photo, repeats):
     """Rows of the engines alone (CUDA events) per part, image size and batch within their profiles."""
     backend, rows, skipped = codec.backend, [], []
     for size in IMAGES.values():
-        frame = codec.prepare(_frame(photo, size))
+        frame = codec.prepare(photo, size)
         for batch in BATCHES:
             x = np.repeat(frame.x, batch, axis=0)
             latent = None
